@@ -1,0 +1,155 @@
+"""THE map from network name to network: one entry per model.
+
+Each entry records the network function, its arg_scope function, its default image size
+and its default preprocessing, so the three facts TF-Slim kept in separate maps cannot
+drift apart. Adding a model is one file in this folder and one line in `NETWORKS`.
+
+A network function has the signature
+
+    fn(images, num_classes, is_training=True, **kwargs) -> (logits, end_points)
+
+where `logits` is [batch, num_classes] (or pooled features when num_classes is 0/None).
+
+    python -m image_models.nets_factory --list    # every name, image size, parameter count
+"""
+
+import collections
+import functools
+
+from slim_compat import slim, tf
+from tf_slim.nets import alexnet, inception, overfeat, resnet_v1, resnet_v2, vgg
+
+from image_models import cifarnet, lenet
+
+NetworkEntry = collections.namedtuple(
+    "NetworkEntry", ["fn", "arg_scope", "image_size", "preprocessing", "aux_loss_weight"]
+)
+NetworkEntry.__new__.__defaults__ = (0.4,)  # aux_loss_weight: TF-Slim's weight for AuxLogits
+NetworkEntry.__doc__ = """One model: how to build it, how to scope it, what it eats.
+
+fn: network function (see the module docstring).
+arg_scope: function(weight_decay=...) -> arg_scope dict for the network's layers.
+image_size: default (square) input size in pixels.
+preprocessing: default preprocessing name in preprocessing_factory.
+aux_loss_weight: weight of the auxiliary head's loss, for nets that have 'AuxLogits'.
+"""
+
+
+def _resnet(fn):
+    """TF-Slim's resnets return [batch, 1, 1, classes]; squeeze to [batch, classes]."""
+
+    @functools.wraps(fn)
+    def network(images, num_classes=None, is_training=True, **kwargs):
+        net, end_points = fn(images, num_classes or None, is_training=is_training, **kwargs)
+        net = tf.squeeze(net, [1, 2], name="SpatialSqueeze")
+        if num_classes:
+            end_points["Logits"] = net
+        return net, end_points
+
+    return network
+
+
+def _features_when_no_classes(fn):
+    """Maps num_classes=None to 0 for the TF-Slim nets that return features on 0."""
+
+    @functools.wraps(fn)
+    def network(images, num_classes=0, is_training=True, **kwargs):
+        return fn(images, num_classes or 0, is_training=is_training, **kwargs)
+
+    network.default_image_size = getattr(fn, "default_image_size", None)
+    return network
+
+
+_slim = _features_when_no_classes
+
+NETWORKS = {
+    # name: NetworkEntry(fn, arg_scope, image_size, preprocessing)
+    "lenet": NetworkEntry(lenet.lenet, lenet.lenet_arg_scope, 28, "lenet"),
+    "cifarnet": NetworkEntry(cifarnet.cifarnet, cifarnet.cifarnet_arg_scope, 32, "cifarnet"),
+    "alexnet_v2": NetworkEntry(_slim(alexnet.alexnet_v2), alexnet.alexnet_v2_arg_scope, 224, "vgg"),
+    "overfeat": NetworkEntry(_slim(overfeat.overfeat), overfeat.overfeat_arg_scope, 231, "vgg"),
+    "vgg_a": NetworkEntry(_slim(vgg.vgg_a), vgg.vgg_arg_scope, 224, "vgg"),
+    "vgg_16": NetworkEntry(_slim(vgg.vgg_16), vgg.vgg_arg_scope, 224, "vgg"),
+    "vgg_19": NetworkEntry(_slim(vgg.vgg_19), vgg.vgg_arg_scope, 224, "vgg"),
+    "inception_v1": NetworkEntry(
+        _slim(inception.inception_v1), inception.inception_v1_arg_scope, 224, "inception"
+    ),
+    "inception_v2": NetworkEntry(
+        _slim(inception.inception_v2), inception.inception_v2_arg_scope, 224, "inception"
+    ),
+    "inception_v3": NetworkEntry(
+        _slim(inception.inception_v3), inception.inception_v3_arg_scope, 299, "inception"
+    ),
+    "resnet_v1_50": NetworkEntry(_resnet(resnet_v1.resnet_v1_50), resnet_v1.resnet_arg_scope, 224, "vgg"),
+    "resnet_v1_101": NetworkEntry(_resnet(resnet_v1.resnet_v1_101), resnet_v1.resnet_arg_scope, 224, "vgg"),
+    "resnet_v1_152": NetworkEntry(_resnet(resnet_v1.resnet_v1_152), resnet_v1.resnet_arg_scope, 224, "vgg"),
+    "resnet_v1_200": NetworkEntry(_resnet(resnet_v1.resnet_v1_200), resnet_v1.resnet_arg_scope, 224, "vgg"),
+    "resnet_v2_50": NetworkEntry(_resnet(resnet_v2.resnet_v2_50), resnet_v2.resnet_arg_scope, 224, "inception"),
+    "resnet_v2_101": NetworkEntry(_resnet(resnet_v2.resnet_v2_101), resnet_v2.resnet_arg_scope, 224, "inception"),
+    "resnet_v2_152": NetworkEntry(_resnet(resnet_v2.resnet_v2_152), resnet_v2.resnet_arg_scope, 224, "inception"),
+    "resnet_v2_200": NetworkEntry(_resnet(resnet_v2.resnet_v2_200), resnet_v2.resnet_arg_scope, 224, "inception"),
+}
+
+
+def get_entry(name):
+    """Returns the NetworkEntry of `name`; ValueError listing the valid names otherwise."""
+    if name not in NETWORKS:
+        raise ValueError(
+            f"Unknown model_name {name!r}; expected one of: {', '.join(sorted(NETWORKS))}"
+        )
+    return NETWORKS[name]
+
+
+def get_network_fn(name, num_classes, weight_decay=0.0, is_training=False):
+    """Returns fn(images, **kwargs) -> (logits, end_points) for the named network.
+
+    Args:
+        name: a key of NETWORKS.
+        num_classes: number of output classes; 0 or None gives pooled features.
+        weight_decay: L2 regularisation of the weights (passed to the arg_scope).
+        is_training: whether batch norm and dropout run in training mode.
+
+    Raises:
+        ValueError: `name` is not a registered network.
+    """
+    entry = get_entry(name)
+
+    @functools.wraps(entry.fn)
+    def network_fn(images, **kwargs):
+        with slim.arg_scope(entry.arg_scope(weight_decay=weight_decay)):
+            return entry.fn(images, num_classes, is_training=is_training, **kwargs)
+
+    network_fn.default_image_size = entry.image_size
+    return network_fn
+
+
+def count_parameters(name, num_classes=1000, image_size=None):
+    """Number of trainable parameters of the named network (builds it in a scratch graph)."""
+    entry = get_entry(name)
+    size = image_size or entry.image_size
+    with tf.Graph().as_default():
+        images = tf.placeholder(tf.float32, [1, size, size, 3])
+        get_network_fn(name, num_classes, is_training=False)(images)
+        return sum(v.shape.num_elements() for v in tf.trainable_variables())
+
+
+def main(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--list", action="store_true", help="print every registered network")
+    parser.add_argument("--num_classes", type=int, default=1000, help="classes for the counts")
+    args = parser.parse_args(argv)
+    if not args.list:
+        parser.print_help()
+        return
+    tf.disable_eager_execution()
+    print(f"{'name':<28}{'image size':>11}{'preprocessing':>16}{'parameters':>14}")
+    for name in sorted(NETWORKS):
+        entry = NETWORKS[name]
+        params = count_parameters(name, args.num_classes)
+        print(f"{name:<28}{entry.image_size:>11}{entry.preprocessing:>16}{params:>14,}")
+
+
+if __name__ == "__main__":
+    main()
