@@ -1,0 +1,218 @@
+"""Trains an image classifier: pretrain from scratch or finetune a checkpoint.
+
+One process:            python train_image_classifiers.py --model_name=resnet_v1_50 --train_dir=D
+Several ranks:          mpirun -np 2 python train_image_classifiers.py ...   (or horovodrun -np 2)
+From a flagfile:        python train_image_classifiers.py --flagfile=job.flags
+
+A second run on the same --train_dir resumes from its last checkpoint. Reads top to
+bottom: flags -> Horovod -> dataset -> network -> loss_fn -> optimizer -> hooks -> loop.
+"""
+
+import os
+
+from absl import app, logging
+from slim_compat import slim, tf
+
+import flags
+from datasets import dataset_factory
+from image_models import nets_factory
+from training import (
+    checkpoints,
+    classifier,
+    distributed,
+    evaluation,
+    hooks,
+    input_pipeline,
+    learning_rates,
+    optimizers,
+    precision,
+)
+from training import train_op as train_op_lib
+
+FLAGS = flags.FLAGS
+
+
+def make_dataset(spec, entry, split_is_train, dist, batch_size):
+    """The input pipeline of this rank for `spec`, with the flags' knobs."""
+    return input_pipeline.build_dataset(
+        spec,
+        preprocessing_name=FLAGS.preprocessing_name or entry.preprocessing,
+        image_size=FLAGS.train_image_size or entry.image_size,
+        # MNIST-sized nets take the data's channels; the ImageNet-style nets want RGB.
+        channels=None if entry.preprocessing == "lenet" else 3,
+        batch_size=batch_size,
+        is_training=split_is_train,
+        rank=dist.rank,
+        size=dist.size,
+        seed=FLAGS.seed,
+        labels_offset=FLAGS.labels_offset,
+        shuffle_buffer_size=FLAGS.shuffle_buffer_size,
+        num_readers=FLAGS.num_readers,
+        num_preprocessing_threads=FLAGS.num_preprocessing_threads,
+        num_parallel_batches=FLAGS.num_parallel_batches,
+        prefetch_buffer_size=FLAGS.prefetch_buffer_size,
+        use_caching=FLAGS.datasets_use_caching and split_is_train,
+    )
+
+
+def print_model_statistics():
+    total = 0
+    for var in tf.trainable_variables():
+        n = var.shape.num_elements()
+        total += n
+        print(f"{var.op.name:<80} {str(var.shape.as_list()):<22} {n:>12,}")
+    print(f"Total trainable parameters: {total:,}")
+
+
+def train():
+    # ------------------------------------------------------------------ set-up
+    # Horovod: initialise once; every rank learns its rank, size and local GPU.
+    dist = distributed.init(FLAGS)
+    if not dist.is_chief:
+        logging.set_verbosity(logging.WARNING)  # Horovod: only rank 0 logs progress
+    compute = precision.resolve_precision(FLAGS.precision, FLAGS.use_fp16)
+    entry = nets_factory.get_entry(FLAGS.model_name)
+    tf.set_random_seed(FLAGS.seed)
+
+    # ----------------------------------------------------------------- dataset
+    spec = dataset_factory.get_dataset(
+        FLAGS.dataset_name, FLAGS.dataset_split_name, FLAGS.dataset_dir, FLAGS.file_pattern
+    )
+    num_classes = (FLAGS.num_classes or spec.num_classes) - FLAGS.labels_offset
+    num_samples = FLAGS.num_sample_per_epoch or spec.num_samples
+    global_batch = FLAGS.batch_size * dist.size
+    # Horovod: an epoch is measured over the global batch of all ranks.
+    steps_per_epoch = max(num_samples // global_batch, 1)
+    train_ds, plan = make_dataset(spec, entry, True, dist, FLAGS.batch_size)
+    logging.info(
+        "dataset %s/%s: %d examples, %d classes, %d steps per epoch at global batch %d; %s",
+        spec.name, spec.split, num_samples, num_classes, steps_per_epoch, global_batch,
+        plan.description if plan else f"synthetic data sharded over {dist.size} rank(s)",
+    )
+    images, labels = tf.data.make_one_shot_iterator(train_ds).get_next()
+
+    # ----------------------------------------------------------------- network
+    global_step = tf.train.get_or_create_global_step()
+    network_fn = nets_factory.get_network_fn(
+        FLAGS.model_name, num_classes, weight_decay=FLAGS.weight_decay, is_training=True
+    )
+
+    # ----------------------------------------------------------------- loss_fn
+    logits, end_points = classifier.build_logits(network_fn, images, compute)
+    total_loss, cross_entropy = classifier.classification_loss(
+        logits, end_points, labels, num_classes, FLAGS.label_smoothing, entry.aux_loss_weight
+    )
+    accuracy = classifier.batch_accuracy(logits, labels)
+    if FLAGS.print_model_statistics and dist.is_chief:
+        print_model_statistics()
+
+    # --------------------------------------------------------------- optimizer
+    # Horovod: the learning rate scales with the number of ranks (--lr_scaling).
+    lr = learning_rates.configure_learning_rate(FLAGS, global_step, steps_per_epoch, dist.size)
+    optimizer = optimizers.configure_optimizer(FLAGS.optimizer, lr, FLAGS)
+    # Horovod: allreduce the gradients; loss scaling wraps it so all ranks skip together.
+    optimizer = dist.wrap_optimizer(
+        optimizer, FLAGS.gradient_compression, FLAGS.allreduce_op, FLAGS.backward_passes_per_step
+    )
+    loss_scale_opt = None
+    if compute == "fp16":
+        loss_scale_opt = precision.LossScaleOptimizer(
+            optimizer, precision.parse_loss_scale(FLAGS.loss_scale), FLAGS.loss_scale_growth_steps
+        )
+        optimizer = loss_scale_opt
+    var_list = checkpoints.variables_to_train(FLAGS.trainable_scopes)
+    train_op, step_after = train_op_lib.build_train_op(
+        total_loss, optimizer, global_step, var_list, FLAGS.max_gradient_norm,
+        FLAGS.moving_average_decay,
+    )
+
+    # ---------------------------------------------------------- restore rules
+    init_fn = None
+    if FLAGS.task_type == "finetune":
+        ckpt = checkpoints.resolve_checkpoint(FLAGS.model_dir, FLAGS.ckpt_file_name)
+        init_fn = checkpoints.finetune_init_fn(
+            ckpt, FLAGS.checkpoint_exclude_scopes, FLAGS.restore_all_variables,
+            FLAGS.ignore_missing_vars,
+        )
+
+    # ------------------------------------------------------------------- hooks
+    tf.summary.scalar("learning_rate", lr)
+    tf.summary.scalar("losses/total_loss", total_loss)
+    tf.summary.scalar("losses/cross_entropy", cross_entropy)
+    tf.summary.scalar("accuracy/train_batch", accuracy)
+    log_tensors = {"step": step_after, "loss": total_loss, "accuracy": accuracy, "lr": lr}
+    if loss_scale_opt is not None:
+        log_tensors["loss_scale"] = loss_scale_opt.scale
+        log_tensors["skipped_steps"] = loss_scale_opt.skipped_steps
+        tf.summary.scalar("loss_scale", loss_scale_opt.scale)
+    run_hooks = [
+        hooks.NanLossHook(total_loss, step_after, FLAGS.train_dir),  # first: before any saver
+        tf.train.StopAtStepHook(last_step=FLAGS.stop_at_step),
+    ]
+    broadcast = dist.broadcast_hook()  # Horovod: same start on every rank, after restore too
+    if broadcast:
+        run_hooks.append(broadcast)
+    if FLAGS.eval_every_n_steps:
+        run_hooks.append(make_eval_hook(entry, num_classes, compute, dist, step_after, global_step))
+    if dist.is_chief:
+        run_hooks.append(
+            hooks.StepLoggingHook(log_tensors, FLAGS.log_every_n_steps, global_batch)
+        )
+        if FLAGS.profile_every_n_steps:
+            run_hooks.append(
+                tf.train.ProfilerHook(save_steps=FLAGS.profile_every_n_steps, output_dir=FLAGS.train_dir)
+            )
+
+    # -------------------------------------------------------------------- loop
+    saver = tf.train.Saver(max_to_keep=FLAGS.keep_checkpoint_max, save_relative_paths=True)
+    scaffold = tf.train.Scaffold(
+        saver=saver, init_fn=(lambda scaffold, sess: init_fn(scaffold, sess)) if init_fn else None
+    )
+    # Horovod: only rank 0 writes checkpoints and summaries; the others get weights
+    # from rank 0's broadcast, also after a resume.
+    is_chief = dist.is_chief
+    resume = tf.train.latest_checkpoint(FLAGS.train_dir) if os.path.isdir(FLAGS.train_dir) else None
+    if resume and dist.is_chief:
+        logging.info("Resuming from %s", resume)
+    with tf.train.MonitoredTrainingSession(
+        master="",
+        is_chief=True,  # every rank initialises itself; rank 0's weights are then broadcast
+        checkpoint_dir=FLAGS.train_dir if is_chief else None,
+        scaffold=scaffold,
+        hooks=run_hooks,
+        save_checkpoint_steps=FLAGS.save_checkpoints_steps if is_chief else None,
+        save_checkpoint_secs=None,
+        save_summaries_steps=FLAGS.save_summaries_steps if is_chief else None,
+        save_summaries_secs=None,
+        log_step_count_steps=None,
+        config=distributed.session_config(dist, FLAGS),
+    ) as session:
+        while not session.should_stop():
+            session.run(train_op)
+    if dist.is_chief:
+        logging.info("Done: %s", tf.train.latest_checkpoint(FLAGS.train_dir))
+
+
+def make_eval_hook(entry, num_classes, compute, dist, step_after, global_step):
+    """Evaluation during training: the eval split through an is_training=False tower."""
+    spec = dataset_factory.get_dataset(
+        FLAGS.dataset_name, FLAGS.eval_split_name, FLAGS.dataset_dir, None
+    )
+    eval_ds, _ = make_dataset(spec, entry, False, dist, FLAGS.eval_batch_size)
+    eval_net = nets_factory.get_network_fn(FLAGS.model_name, num_classes, is_training=False)
+    ops = evaluation.build_eval_ops(eval_ds, eval_net, num_classes, dist, compute, reuse=True)
+    return hooks.EvaluationHook(
+        ops, FLAGS.eval_every_n_steps, step_after, global_step,
+        summary_dir=FLAGS.train_dir, is_chief=dist.is_chief, split_name=FLAGS.eval_split_name,
+    )
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments (not --flags): {' '.join(argv[1:])}")
+    tf.disable_eager_execution()
+    train()
+
+
+if __name__ == "__main__":
+    app.run(main)

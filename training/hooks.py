@@ -1,0 +1,131 @@
+"""Session hooks of the training loop: step log with img/s, NaN guard, evaluation, profiler."""
+
+import math
+import time
+
+from absl import logging
+from slim_compat import tf
+
+from training import evaluation
+
+
+class NanLossError(RuntimeError):
+    """The loss became NaN or infinite; training stopped without saving."""
+
+
+class StepLoggingHook(tf.train.SessionRunHook):
+    """Every N steps logs step, loss, batch accuracy, learning rate and images per second.
+
+    Images per second counts the global batch (all ranks), measured between two logs, so
+    it reflects the steady state once the first interval (graph warm-up) is past.
+    """
+
+    def __init__(self, tensors, every_n_steps, global_batch_size, extra_fn=None):
+        self._tensors = tensors  # name -> tensor; must include 'step'
+        self._every_n = max(1, int(every_n_steps))
+        self._global_batch = global_batch_size
+        self._extra_fn = extra_fn
+        self._last = None  # (time, step)
+        self.history = []  # (step, values dict) of every logged step
+
+    def before_run(self, run_context):
+        return tf.train.SessionRunArgs(self._tensors)
+
+    def after_run(self, run_context, run_values):
+        values = run_values.results
+        step = int(values["step"])
+        if step % self._every_n and self._last is not None:
+            return
+        now = time.perf_counter()
+        rate = ""
+        if self._last is not None and step > self._last[1]:
+            ips = (step - self._last[1]) * self._global_batch / (now - self._last[0])
+            values = dict(values, images_per_sec=ips)
+            rate = f"  {ips:.1f} img/s"
+        self._last = (now, step)
+        parts = [f"{k}={values[k]:.4g}" for k in self._tensors if k != "step"]
+        if self._extra_fn:
+            parts.append(self._extra_fn(run_context.session))
+        logging.info("step %d: %s%s", step, "  ".join(parts), rate)
+        self.history.append((step, values))
+
+
+class NanLossHook(tf.train.SessionRunHook):
+    """Stops the run when the loss is NaN/inf, BEFORE any saver of this step runs.
+
+    Put it first in the hook list: hooks' after_run are called in order, so raising here
+    keeps the checkpoint saver from writing the broken weights; the last good checkpoint
+    stays the latest one in train_dir.
+    """
+
+    def __init__(self, loss, step, train_dir):
+        self._loss = loss
+        self._step = step
+        self._train_dir = train_dir
+
+    def before_run(self, run_context):
+        return tf.train.SessionRunArgs([self._loss, self._step])
+
+    def after_run(self, run_context, run_values):
+        loss, step = run_values.results
+        if not math.isfinite(loss):
+            last = tf.train.latest_checkpoint(self._train_dir) if self._train_dir else None
+            raise NanLossError(
+                f"Loss is {loss} at step {step}: training stopped, nothing saved for this step. "
+                f"Last good checkpoint: {last or 'none yet'}. Try a lower --learning_rate, "
+                f"--max_gradient_norm, or --precision=fp32."
+            )
+
+
+class EvaluationHook(tf.train.SessionRunHook):
+    """Every N steps evaluates the whole eval split and logs top-1 / top-5.
+
+    Every rank runs it at the same step (the totals are an allreduce); rank 0 logs and
+    writes the summary.
+    """
+
+    def __init__(self, eval_ops, every_n_steps, step_after_update, global_step, summary_dir=None,
+                 is_chief=True, split_name="validation"):
+        self._ops = eval_ops
+        self._every_n = int(every_n_steps)
+        self._step = step_after_update  # read after this step's update
+        self._global_step = global_step
+        self._summary_dir = summary_dir
+        self._is_chief = is_chief
+        self._split = split_name
+        self._writer = None
+        self._last_step = None
+        self.results = []  # (step, metrics dict)
+
+    def begin(self):
+        if self._summary_dir and self._is_chief:
+            self._writer = tf.summary.FileWriterCache.get(self._summary_dir)
+
+    def before_run(self, run_context):
+        return tf.train.SessionRunArgs(self._step)
+
+    def after_run(self, run_context, run_values):
+        step = int(run_values.results)
+        if step % self._every_n == 0:
+            self._evaluate(run_context.session, step)
+
+    def end(self, session):
+        step = int(session.run(self._global_step))
+        if step != self._last_step and step % self._every_n != 0:
+            self._evaluate(session, step)  # the final weights, unless just evaluated
+
+    def _evaluate(self, session, step):
+        metrics = evaluation.run_evaluation(session, self._ops)
+        self._last_step = step
+        self.results.append((step, metrics))
+        if self._is_chief:
+            logging.info(
+                "eval at step %d on %s (%d examples): top-1 %.4f  top-5 %.4f  loss %.4f",
+                step, self._split, metrics["count"], metrics["top1"], metrics["top5"], metrics["loss"],
+            )
+        if self._writer:
+            summary = tf.Summary(value=[
+                tf.Summary.Value(tag=f"eval/{k}", simple_value=metrics[k]) for k in ("top1", "top5", "loss")
+            ])
+            self._writer.add_summary(summary, step)
+            self._writer.flush()

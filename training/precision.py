@@ -1,0 +1,141 @@
+"""Mixed precision: fp32 master weights, fp16/bf16 compute, loss scaling with skip on overflow.
+
+The recipe (Micikevicius et al. 2018, "Mixed Precision Training"): variables are stored
+in fp32; the network computes in the low precision through a custom getter that casts each
+trainable variable on read; logits are cast back to fp32 for the loss; for fp16 the loss is
+multiplied by a scale before the gradients are taken and the gradients divided by it after,
+so small gradients do not underflow. A dynamic scale halves (and the update is skipped) when
+a gradient is inf/NaN, and doubles after `growth_steps` good steps. bf16 has fp32's exponent
+range, so it needs no scaling. slim's fused batch norm keeps its parameters and moving
+statistics in fp32 for low-precision inputs.
+"""
+
+from slim_compat import tf
+
+PRECISIONS = {"fp32": tf.float32, "fp16": tf.float16, "bf16": tf.bfloat16}
+
+
+def resolve_precision(precision, use_fp16=False):
+    """The precision name, honouring FastNN's --use_fp16 alias."""
+    if use_fp16:
+        if precision not in ("fp32", "fp16"):
+            raise ValueError(f"--use_fp16 conflicts with --precision={precision}")
+        return "fp16"
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision {precision!r}; expected one of: {', '.join(PRECISIONS)}")
+    return precision
+
+
+def master_weights_getter(compute_dtype):
+    """A variable-scope custom getter: store in fp32, read in `compute_dtype`."""
+
+    def getter(next_getter, name, shape=None, dtype=None, trainable=True, *args, **kwargs):
+        low = dtype is not None and tf.as_dtype(dtype).base_dtype == compute_dtype
+        storage = tf.float32 if low else dtype
+        var = next_getter(name, shape, dtype=storage, trainable=trainable, *args, **kwargs)
+        if low:
+            return tf.cast(var, compute_dtype, name=name.split("/")[-1] + "/cast")
+        return var
+
+    return getter
+
+
+def parse_loss_scale(value):
+    """'dynamic' or a positive number (as a string or a float) -> 'dynamic' or float."""
+    if isinstance(value, str) and value.strip().lower() == "dynamic":
+        return "dynamic"
+    try:
+        scale = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"Bad loss_scale {value!r}; expected 'dynamic' or a positive number") from None
+    if not scale > 0:
+        raise ValueError(f"Bad loss_scale {value!r}; expected 'dynamic' or a positive number")
+    return scale
+
+
+class LossScaleOptimizer(tf.train.Optimizer):
+    """Wraps an optimizer with loss scaling; skips the update when a gradient overflows.
+
+    Wrap it AROUND Horovod's DistributedOptimizer: the allreduced gradients are identical
+    on every rank, so every rank sees the same inf/NaN and skips the same step.
+
+    The global step advances on skipped steps too, so step counts and the data each rank
+    consumes stay aligned. Two variables record the state: `loss_scale/scale` and
+    `loss_scale/skipped_steps` (checkpointed, so a resumed run keeps its scale).
+    """
+
+    def __init__(self, optimizer, loss_scale="dynamic", growth_steps=2000, initial_scale=2.0**15,
+                 name="LossScaleOptimizer"):
+        super().__init__(use_locking=False, name=name)
+        self._optimizer = optimizer
+        self._dynamic = loss_scale == "dynamic"
+        self._growth_steps = int(growth_steps)
+        with tf.variable_scope("loss_scale"):
+            initial = initial_scale if self._dynamic else float(loss_scale)
+            self.scale = tf.get_variable("scale", initializer=tf.constant(initial, tf.float32),
+                                         trainable=False)
+            self.good_steps = tf.get_variable("good_steps", initializer=tf.constant(0, tf.int64),
+                                              trainable=False)
+            self.skipped_steps = tf.get_variable("skipped_steps", initializer=tf.constant(0, tf.int64),
+                                                 trainable=False)
+        self.last_step_finite = None
+
+    def compute_gradients(self, loss, var_list=None, **kwargs):
+        scaled = loss * tf.cast(self.scale, loss.dtype)
+        grads_and_vars = self._optimizer.compute_gradients(scaled, var_list=var_list, **kwargs)
+        inv = 1.0 / self.scale
+        out = []
+        for g, v in grads_and_vars:
+            if g is None:
+                out.append((g, v))
+            elif isinstance(g, tf.IndexedSlices):
+                out.append((tf.IndexedSlices(g.values * tf.cast(inv, g.values.dtype), g.indices,
+                                             g.dense_shape), v))
+            else:
+                out.append((g * tf.cast(inv, g.dtype), v))
+        return out
+
+    def apply_gradients(self, grads_and_vars, global_step=None, name=None):
+        grads_and_vars = list(grads_and_vars)
+        grads = [g.values if isinstance(g, tf.IndexedSlices) else g
+                 for g, _ in grads_and_vars if g is not None]
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+        self.last_step_finite = finite
+
+        def apply():
+            return self._optimizer.apply_gradients(grads_and_vars)
+
+        update = tf.cond(finite, lambda: tf.group(apply()), tf.no_op)
+        with tf.control_dependencies([update]):
+            state = [self._update_scale(finite)]
+            if global_step is not None:
+                state.append(tf.assign_add(global_step, 1))
+        return tf.group(*state, name=name or "loss_scaled_update")
+
+    def _update_scale(self, finite):
+        skipped = tf.assign_add(self.skipped_steps, tf.cast(tf.logical_not(finite), tf.int64))
+        if not self._dynamic:
+            return skipped
+        grow = tf.logical_and(finite, self.good_steps + 1 >= self._growth_steps)
+        new_scale = tf.where(
+            finite, tf.where(grow, self.scale * 2.0, self.scale), tf.maximum(self.scale * 0.5, 1.0)
+        )
+        new_good = tf.where(tf.logical_and(finite, tf.logical_not(grow)), self.good_steps + 1,
+                            tf.zeros_like(self.good_steps))
+        return tf.group(skipped, tf.assign(self.scale, new_scale), tf.assign(self.good_steps, new_good))
+
+    # Optimizer API needed by slim / the hooks.
+    def get_slot(self, *args, **kwargs):
+        return self._optimizer.get_slot(*args, **kwargs)
+
+    def get_slot_names(self, *args, **kwargs):
+        return self._optimizer.get_slot_names(*args, **kwargs)
+
+    def variables(self):
+        return self._optimizer.variables()
+
+    def _apply_dense(self, grad, var):  # pragma: no cover - apply_gradients is overridden
+        raise NotImplementedError
+
+    def _resource_apply_dense(self, grad, handle):  # pragma: no cover
+        raise NotImplementedError
