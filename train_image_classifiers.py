@@ -26,6 +26,7 @@ from training import (
     learning_rates,
     optimizers,
     precision,
+    runtime,
 )
 from training import train_op as train_op_lib
 
@@ -38,8 +39,7 @@ def make_dataset(spec, entry, split_is_train, dist, batch_size):
         spec,
         preprocessing_name=FLAGS.preprocessing_name or entry.preprocessing,
         image_size=FLAGS.train_image_size or entry.image_size,
-        # MNIST-sized nets take the data's channels; the ImageNet-style nets want RGB.
-        channels=None if entry.preprocessing == "lenet" else 3,
+        channels=nets_factory.input_channels(FLAGS.model_name),
         batch_size=batch_size,
         is_training=split_is_train,
         rank=dist.rank,
@@ -210,7 +210,7 @@ def make_eval_hook(entry, num_classes, compute, dist, step_after, global_step):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments (not --flags): {' '.join(argv[1:])}")
-    tf.disable_eager_execution()
+    runtime.configure_tf_runtime()
     train()
 
 

@@ -20,6 +20,7 @@ from slim_compat import slim, tf
 from tf_slim.nets import alexnet, inception, overfeat, resnet_v1, resnet_v2, vgg
 
 from image_models import cifarnet, lenet
+from image_models import inception_v4
 
 NetworkEntry = collections.namedtuple(
     "NetworkEntry", ["fn", "arg_scope", "image_size", "preprocessing", "aux_loss_weight"]
@@ -49,12 +50,56 @@ def _resnet(fn):
     return network
 
 
+# The end point whose spatial mean is the feature vector of each TF-Slim net that always
+# builds a classifier: the last layer before the classifier's dropout, as in later TF-Slim.
+_FEATURE_END_POINTS = {
+    "alexnet_v2": "fc7",
+    "overfeat": "fc7",
+    "vgg_a": "fc7",
+    "vgg_16": "fc7",
+    "vgg_19": "fc7",
+    "inception_v1": "Mixed_5c",
+    "inception_v2": "Mixed_5c",
+    "inception_v3": "Mixed_7c",
+}
+
+
+def _empty_variables_as_constants(getter, name, *args, shape=None, dtype=tf.float32, **kwargs):
+    """Custom getter: a variable with no elements becomes a constant, so nothing empty is saved."""
+    if shape is not None and tf.TensorShape(shape).num_elements() == 0:
+        return tf.zeros(shape, dtype=dtype or tf.float32, name=name.split("/")[-1])
+    return getter(name, *args, shape=shape, dtype=dtype, **kwargs)
+
+
 def _features_when_no_classes(fn):
-    """Maps num_classes=None to 0 for the TF-Slim nets that return features on 0."""
+    """Makes num_classes 0 or None return pooled features [batch, C] from a TF-Slim 1.1 net.
+
+    tf-slim 1.1.0's alexnet, overfeat, vgg and inception functions always build their
+    classifier. With no classes it is built zero-wide (its empty variables become constants,
+    so a checkpoint holds no empty head that would clash with a published one), and the
+    feature end point of `_FEATURE_END_POINTS`, averaged over space, is returned instead.
+    """
+    if fn.__name__ not in _FEATURE_END_POINTS:
+        raise ValueError(
+            f"No feature end point known for {fn.__name__!r}; expected one of: "
+            f"{', '.join(sorted(_FEATURE_END_POINTS))}"
+        )
+    feature_key = _FEATURE_END_POINTS[fn.__name__]
 
     @functools.wraps(fn)
     def network(images, num_classes=0, is_training=True, **kwargs):
-        return fn(images, num_classes or 0, is_training=is_training, **kwargs)
+        if num_classes:
+            return fn(images, num_classes, is_training=is_training, **kwargs)
+        with tf.variable_scope(tf.get_variable_scope(), custom_getter=_empty_variables_as_constants):
+            _, end_points = fn(images, 0, is_training=is_training, **kwargs)
+        # Drop the zero-wide heads (Logits, AuxLogits, Predictions...); keep the real layers.
+        end_points = {k: v for k, v in end_points.items() if v.shape[-1] != 0}
+        matches = [k for k in end_points if k == feature_key or k.endswith("/" + feature_key)]
+        if len(matches) != 1:
+            raise ValueError(f"Expected one end point named {feature_key!r}, found {matches}")
+        features = tf.reduce_mean(end_points[matches[0]], [1, 2], name="GlobalPool")
+        end_points["global_pool"] = features
+        return features, end_points
 
     network.default_image_size = getattr(fn, "default_image_size", None)
     return network
@@ -88,6 +133,9 @@ NETWORKS = {
     "resnet_v2_101": NetworkEntry(_resnet(resnet_v2.resnet_v2_101), resnet_v2.resnet_arg_scope, 224, "inception"),
     "resnet_v2_152": NetworkEntry(_resnet(resnet_v2.resnet_v2_152), resnet_v2.resnet_arg_scope, 224, "inception"),
     "resnet_v2_200": NetworkEntry(_resnet(resnet_v2.resnet_v2_200), resnet_v2.resnet_arg_scope, 224, "inception"),
+    "inception_v4": NetworkEntry(
+        inception_v4.inception_v4, inception_v4.inception_v4_arg_scope, 299, "inception"
+    ),
 }
 
 
@@ -121,6 +169,11 @@ def get_network_fn(name, num_classes, weight_decay=0.0, is_training=False):
 
     network_fn.default_image_size = entry.image_size
     return network_fn
+
+
+def input_channels(name):
+    """Channels the network wants: None (the data's own) for MNIST-style nets, else 3 (RGB)."""
+    return None if get_entry(name).preprocessing == "lenet" else 3
 
 
 def count_parameters(name, num_classes=1000, image_size=None):

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the tfzoo test suite (setting the machine up first when needed).
+# Extra arguments go to pytest, e.g. scripts/test.sh tests/training -k resume
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$ROOT/scripts/setup.sh"
+cd "$ROOT"
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+echo "== format and lint (ruff)"
+.venv/bin/ruff format --check .
+.venv/bin/ruff check .
+echo "== tests"
+exec .venv/bin/python -m pytest -q -rfEs --durations=15 "${@:-tests}"
