@@ -83,10 +83,17 @@ def scan_class_folders(root, label_offset=0):
     return [name for name, _ in classes], sorted(files)
 
 
+def _size_or_none(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:  # unreadable: the encoder will skip (or, in strict mode, report) it
+        return None
+
+
 def file_fingerprint(root, items):
     """A stable description of image-file items: paths relative to root, labels, sizes."""
     return sharded_conversion.fingerprint_of(
-        [(os.path.relpath(item[0], root), item[1:], os.path.getsize(item[0])) for item in items]
+        [(os.path.relpath(item[0], root), item[1:], _size_or_none(item[0])) for item in items]
     )
 
 

@@ -346,9 +346,12 @@ def test_image_folder_skips_unreadable_files_or_stops_when_strict(tmp_path, capl
     Image.fromarray(np.zeros((40, 40, 3), np.uint8) + 9).save(png, format="PNG")
     (source / "b" / "cut.png").write_bytes(png.getvalue()[:60])  # truncated PNG
     (source / "b" / ".DS_Store").write_bytes(b"\0\1")  # hidden files are not inputs
+    os.symlink(tmp_path / "no_such_file.jpg", source / "a" / "gone.jpg")  # cannot be opened
     out = tmp_path / "records"
 
-    with pytest.raises(ValueError, match=r"(notes\.txt|cut\.png): not a readable image.*strict"):
+    with pytest.raises(
+        ValueError, match=r"(notes\.txt|cut\.png|gone\.jpg): not a readable image.*strict"
+    ):
         download_and_convert_image_folder.convert(
             str(out), source=str(source), num_workers=1, strict=True
         )
@@ -359,9 +362,11 @@ def test_image_folder_skips_unreadable_files_or_stops_when_strict(tmp_path, capl
             str(out), source=str(source), num_workers=1, validation_fraction=0.0
         )
     assert split_sizes == {"train": 4}
-    assert len(skipped) == 2
-    assert any("notes.txt" in s for s in skipped) and any("cut.png" in s for s in skipped)
-    assert "skipped 2 unreadable" in caplog.text and "cut.png" in caplog.text
+    assert len(skipped) == 3
+    for name in ("notes.txt", "cut.png", "gone.jpg"):
+        assert sum(name in message for message in skipped) == 1
+        assert name in caplog.text
+    assert "skipped 3 unreadable" in caplog.text
     _, images, labels = _read_split(out, "image_folder", "train")
     _check_round_trip(images, labels, written)
 
