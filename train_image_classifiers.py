@@ -8,6 +8,7 @@ A second run on the same --train_dir resumes from its last checkpoint. Reads top
 bottom: flags -> Horovod -> dataset -> network -> loss_fn -> optimizer -> hooks -> loop.
 """
 
+import contextlib
 import os
 
 from absl import app, logging
@@ -65,6 +66,7 @@ def print_model_statistics():
 
 
 def train():
+    """Runs one training job from FLAGS; returns its checkpoint, log and eval results."""
     # ------------------------------------------------------------------ set-up
     # Horovod: initialise once; every rank learns its rank, size and local GPU.
     dist = distributed.init(FLAGS)
@@ -136,6 +138,8 @@ def train():
         )
 
     # ------------------------------------------------------------------- hooks
+    saver = tf.train.Saver(max_to_keep=FLAGS.keep_checkpoint_max, save_relative_paths=True)
+    scaffold = tf.train.Scaffold(saver=saver, init_fn=init_fn)
     tf.summary.scalar("learning_rate", lr)
     tf.summary.scalar("losses/total_loss", total_loss)
     tf.summary.scalar("losses/cross_entropy", cross_entropy)
@@ -152,22 +156,24 @@ def train():
     broadcast = dist.broadcast_hook()  # Horovod: same start on every rank, after restore too
     if broadcast:
         run_hooks.append(broadcast)
+    eval_hook = logger = None
     if FLAGS.eval_every_n_steps:
-        run_hooks.append(make_eval_hook(entry, num_classes, compute, dist, step_after, global_step))
+        eval_hook = make_eval_hook(entry, num_classes, compute, dist, step_after, global_step)
+        run_hooks.append(eval_hook)
     if dist.is_chief:
-        run_hooks.append(
-            hooks.StepLoggingHook(log_tensors, FLAGS.log_every_n_steps, global_batch)
-        )
+        logger = hooks.StepLoggingHook(log_tensors, FLAGS.log_every_n_steps, global_batch)
+        run_hooks.append(logger)
+        # After the NaN guard in the list, so a step with a NaN loss is never saved.
+        run_hooks.append(tf.train.CheckpointSaverHook(
+            FLAGS.train_dir, save_steps=FLAGS.save_checkpoints_steps, scaffold=scaffold,
+            listeners=[hooks.FiniteWeightsListener(tf.trainable_variables(), FLAGS.train_dir)],
+        ))
         if FLAGS.profile_every_n_steps:
             run_hooks.append(
                 tf.train.ProfilerHook(save_steps=FLAGS.profile_every_n_steps, output_dir=FLAGS.train_dir)
             )
 
     # -------------------------------------------------------------------- loop
-    saver = tf.train.Saver(max_to_keep=FLAGS.keep_checkpoint_max, save_relative_paths=True)
-    scaffold = tf.train.Scaffold(
-        saver=saver, init_fn=(lambda scaffold, sess: init_fn(scaffold, sess)) if init_fn else None
-    )
     # Horovod: only rank 0 writes checkpoints and summaries; the others get weights
     # from rank 0's broadcast, also after a resume.
     is_chief = dist.is_chief
@@ -180,17 +186,43 @@ def train():
         checkpoint_dir=FLAGS.train_dir if is_chief else None,
         scaffold=scaffold,
         hooks=run_hooks,
-        save_checkpoint_steps=FLAGS.save_checkpoints_steps if is_chief else None,
+        save_checkpoint_steps=None,  # the CheckpointSaverHook above, after the NaN guard
         save_checkpoint_secs=None,
         save_summaries_steps=FLAGS.save_summaries_steps if is_chief else None,
         save_summaries_secs=None,
         log_step_count_steps=None,
         config=distributed.session_config(dist, FLAGS),
-    ) as session:
+    ) as session, input_errors_named(spec):
         while not session.should_stop():
             session.run(train_op)
+    latest = tf.train.latest_checkpoint(FLAGS.train_dir) if dist.is_chief else None
     if dist.is_chief:
-        logging.info("Done: %s", tf.train.latest_checkpoint(FLAGS.train_dir))
+        logging.info("Done: %s", latest)
+    return {
+        "checkpoint": latest,
+        "log": logger.history if logger else [],
+        "eval": eval_hook.results if eval_hook else [],
+        "rank": dist.rank,
+        "size": dist.size,
+    }
+
+
+@contextlib.contextmanager
+def input_errors_named(spec):
+    """Turns an unreadable-record error into one that names the bad tfrecord file(s)."""
+    try:
+        yield
+    except tf.errors.DataLossError as e:
+        bad = dataset_factory.find_corrupt_tfrecords(spec.files)
+        names = "; ".join(f"{path}: {msg}" for path, msg in bad) or "(no single file fails alone)"
+        raise RuntimeError(f"Corrupt tfrecord data in dataset {spec.name!r}: {names}") from e
+    except tf.errors.InvalidArgumentError as e:
+        if "decode" in str(e).lower() or "image" in str(e).lower():
+            raise RuntimeError(
+                f"An image in dataset {spec.name!r} (files {', '.join(spec.files[:5])}"
+                f"{' ...' if len(spec.files) > 5 else ''}) cannot be decoded: {e.message}"
+            ) from e
+        raise
 
 
 def make_eval_hook(entry, num_classes, compute, dist, step_after, global_step):

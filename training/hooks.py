@@ -77,6 +77,31 @@ class NanLossHook(tf.train.SessionRunHook):
             )
 
 
+class FiniteWeightsListener(tf.train.CheckpointSaverListener):
+    """Refuses to write a checkpoint whose weights hold NaN or inf.
+
+    The loss of step N+1 is the first to show that update N broke the weights, so a
+    checkpoint written at step N could already hold them. This check runs only at save
+    time, on every trainable variable.
+    """
+
+    def __init__(self, variables, train_dir):
+        self._train_dir = train_dir
+        with tf.name_scope("finite_weights_check"):
+            self._finite = tf.reduce_all(
+                [tf.reduce_all(tf.math.is_finite(v)) for v in variables]
+            )
+
+    def before_save(self, session, global_step_value):
+        if not session.run(self._finite):
+            last = tf.train.latest_checkpoint(self._train_dir)
+            raise NanLossError(
+                f"Weights hold NaN/inf at step {global_step_value}: not saved, training stopped. "
+                f"Last good checkpoint: {last or 'none yet'}. Try a lower --learning_rate, "
+                f"--max_gradient_norm, or --precision=fp32."
+            )
+
+
 class EvaluationHook(tf.train.SessionRunHook):
     """Every N steps evaluates the whole eval split and logs top-1 / top-5.
 

@@ -1,0 +1,170 @@
+"""End-to-end tests of train_image_classifiers.py on tiny runs: train, resume, finetune, bad input."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from slim_compat import tf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+TINY = dict(
+    model_name="lenet",
+    dataset_name="mock",
+    batch_size=4,
+    num_classes=10,
+    log_every_n_steps=1,
+    save_summaries_steps=1000,
+)
+
+
+def checkpoint_values(path):
+    reader = tf.train.NewCheckpointReader(path)
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()}
+
+
+def test_pretrain_writes_checkpoint_and_resumes(train, tmp_path):
+    d = str(tmp_path / "run")
+    first = train(**TINY, stop_at_step=3, train_dir=d)
+    assert first["checkpoint"].endswith("model.ckpt-3")
+    assert [step for step, _ in first["log"]] == [1, 2, 3]
+
+    second = train(**TINY, stop_at_step=6, train_dir=d)
+    # Resumed: the first step taken is 4, not 1.
+    assert [step for step, _ in second["log"]] == [4, 5, 6]
+    assert second["checkpoint"].endswith("model.ckpt-6")
+
+
+def test_short_mock_run_lowers_the_loss(train, tmp_path):
+    result = train(**dict(TINY, batch_size=16), stop_at_step=20, learning_rate=0.001, optimizer="sgd",
+                   train_dir=str(tmp_path / "r"), weight_decay=0.0,
+                   learning_rate_decay_type="fixed")
+    losses = [v["loss"] for _, v in result["log"]]
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+
+
+def test_finetune_across_class_counts(train, tmp_path):
+    src = str(tmp_path / "ten")
+    train(**TINY, stop_at_step=2, train_dir=src)
+    pretrained = checkpoint_values(tf.train.latest_checkpoint(src))
+
+    # 10 -> 5 classes without excluding the logits: the error names the variables.
+    with pytest.raises(ValueError) as err:
+        train(**dict(TINY, num_classes=5), stop_at_step=1, task_type="finetune", model_dir=src,
+              train_dir=str(tmp_path / "bad"))
+    message = str(err.value)
+    assert "LeNet/fc4/weights" in message and "[1024, 5]" in message and "[1024, 10]" in message
+    assert "--checkpoint_exclude_scopes=LeNet/fc4" in message
+    assert not os.path.exists(str(tmp_path / "bad" / "checkpoint"))
+
+    # With the logits excluded and only them trained, the body keeps the pretrained weights.
+    dst = str(tmp_path / "five")
+    train(**dict(TINY, num_classes=5), stop_at_step=2, task_type="finetune", model_dir=src,
+          checkpoint_exclude_scopes="LeNet/fc4", trainable_scopes="LeNet/fc4", train_dir=dst)
+    tuned = checkpoint_values(tf.train.latest_checkpoint(dst))
+    assert tuned["LeNet/fc4/weights"].shape == (1024, 5)
+    np.testing.assert_array_equal(tuned["LeNet/conv1/weights"], pretrained["LeNet/conv1/weights"])
+    np.testing.assert_array_equal(tuned["LeNet/fc3/weights"], pretrained["LeNet/fc3/weights"])
+
+
+def test_finetune_trains_restored_body_when_not_frozen(train, tmp_path):
+    src = str(tmp_path / "src")
+    train(**TINY, stop_at_step=2, train_dir=src)
+    pretrained = checkpoint_values(tf.train.latest_checkpoint(src))
+    dst = str(tmp_path / "dst")
+    result = train(**TINY, stop_at_step=1, task_type="finetune", model_dir=src,
+                   ckpt_file_name="model.ckpt-2", train_dir=dst, learning_rate=0.0)
+    tuned = checkpoint_values(result["checkpoint"])
+    # Learning rate 0: every restored variable equals the source checkpoint.
+    for name in ("LeNet/conv1/weights", "LeNet/fc4/weights", "LeNet/fc4/biases"):
+        np.testing.assert_array_equal(tuned[name], pretrained[name])
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(train, tmp_path):
+    import re
+
+    from training.hooks import NanLossError
+
+    d = str(tmp_path / "nan")
+    train(**TINY, stop_at_step=2, train_dir=d)
+    with pytest.raises(NanLossError) as err:
+        train(**TINY, stop_at_step=50, train_dir=d, learning_rate=1e30, optimizer="sgd",
+              learning_rate_decay_type="fixed", save_checkpoints_steps=1)
+    nan_step = int(re.search(r"at step (\d+)", str(err.value)).group(1))
+    latest = tf.train.latest_checkpoint(d)
+    assert f"Last good checkpoint: {latest}" in str(err.value)
+    # Nothing at or after the NaN step was saved, and what was saved is finite.
+    assert int(latest.rsplit("-", 1)[1]) < nan_step
+    for name, value in checkpoint_values(latest).items():
+        assert np.all(np.isfinite(value)), name
+
+
+@pytest.mark.parametrize(
+    "flags, match",
+    [
+        (dict(model_name="lenet5"), "Unknown model_name 'lenet5'.*lenet"),
+        (dict(dataset_name="imagenet21k"), "imagenet21k.*mnist"),
+        (dict(preprocessing_name="fancy"), "fancy.*inception"),
+        (dict(dataset_name="mnist", dataset_dir="/nonexistent/mnist"), "/nonexistent/mnist"),
+    ],
+)
+def test_bad_names_and_paths_are_clear_errors(train, tmp_path, flags, match):
+    with pytest.raises((ValueError, FileNotFoundError), match=match):
+        train(**dict(TINY, **flags), stop_at_step=1, train_dir=str(tmp_path / "x"))
+
+
+def test_bad_optimizer_and_schedule_names_list_valid_ones(tmp_path):
+    # absl validates enum flags: the message lists the valid values.
+    for flag, bad, valid in [("optimizer", "lamb", "momentum"), ("learning_rate_decay_type", "cosine", "polynomial")]:
+        proc = subprocess.run(
+            [sys.executable, "train_image_classifiers.py", f"--{flag}={bad}", f"--train_dir={tmp_path}"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+        assert proc.returncode != 0
+        assert bad in proc.stderr and valid in proc.stderr
+
+
+def test_corrupt_tfrecord_is_named(train, tmp_path, write_mnist_records):
+    d = write_mnist_records({"train": 40, "test": 10}, num_shards=2)
+    bad = os.path.join(d, "mnist_train-00001-of-00002.tfrecord")
+    data = open(bad, "rb").read()
+    with open(bad, "wb") as f:
+        f.write(data[:20] + b"garbage" * 10 + data[90:])
+    with pytest.raises(RuntimeError, match="mnist_train-00001-of-00002.tfrecord"):
+        train(**dict(TINY, dataset_name="mnist"), dataset_dir=d, stop_at_step=30,
+              shuffle_buffer_size=1, train_dir=str(tmp_path / "c"))
+
+
+def test_misspelt_flag_is_an_error_and_flagfile_works(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "train_image_classifiers.py", "--batch_sise=4", f"--train_dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode != 0 and "batch_sise" in proc.stderr
+
+    flagfile = tmp_path / "job.flags"
+    flagfile.write_text(
+        "--model_name=lenet\n--batch_size=2\n--num_classes=10\n--stop_at_step=2\n"
+        f"--train_dir={tmp_path / 'ff'}\n--print_model_statistics\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "train_image_classifiers.py", f"--flagfile={flagfile}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "LeNet/conv1/weights" in proc.stdout and "Total trainable parameters" in proc.stdout
+    assert tf.train.latest_checkpoint(str(tmp_path / "ff")).endswith("model.ckpt-2")
+
+
+def test_eval_during_training_logs_accuracy(train, tmp_path, write_mnist_records):
+    d = write_mnist_records({"train": 200, "test": 37})
+    result = train(**dict(TINY, dataset_name="mnist", batch_size=20), dataset_dir=d,
+                   stop_at_step=60, eval_every_n_steps=30, eval_split_name="test",
+                   eval_batch_size=8, learning_rate=0.01, train_dir=str(tmp_path / "e"))
+    steps = [s for s, _ in result["eval"]]
+    assert steps == [30, 60]
+    for _, metrics in result["eval"]:
+        assert metrics["count"] == 37  # 4 full batches of 8 + a partial batch of 5
+    assert result["eval"][-1][1]["top1"] > 0.8  # the band position gives the label away
