@@ -21,6 +21,7 @@ from tf_slim.nets import alexnet, inception, overfeat, resnet_v1, resnet_v2, vgg
 
 from image_models import cifarnet, lenet
 from image_models import inception_resnet_v2, inception_v4
+from image_models import mobilenet_v1
 
 NetworkEntry = collections.namedtuple(
     "NetworkEntry", ["fn", "arg_scope", "image_size", "preprocessing", "aux_loss_weight"]
@@ -141,6 +142,18 @@ NETWORKS = {
         inception_resnet_v2.inception_resnet_v2_arg_scope,
         299,
         "inception",
+    ),
+    "mobilenet_v1": NetworkEntry(
+        mobilenet_v1.mobilenet_v1, mobilenet_v1.mobilenet_v1_arg_scope, 224, "inception"
+    ),
+    "mobilenet_v1_075": NetworkEntry(
+        mobilenet_v1.mobilenet_v1_075, mobilenet_v1.mobilenet_v1_arg_scope, 224, "inception"
+    ),
+    "mobilenet_v1_050": NetworkEntry(
+        mobilenet_v1.mobilenet_v1_050, mobilenet_v1.mobilenet_v1_arg_scope, 224, "inception"
+    ),
+    "mobilenet_v1_025": NetworkEntry(
+        mobilenet_v1.mobilenet_v1_025, mobilenet_v1.mobilenet_v1_arg_scope, 224, "inception"
     ),
 }
 
