@@ -13,6 +13,10 @@ returned by `get_jpeg_preprocessing`.
 
 Which network uses which preprocessing is recorded in `image_models/nets_factory.py`.
 
+The functions returned here, and `ensure_channels`, are marked for AutoGraph not to
+convert: they branch only on Python values, and converting their call trees each time a
+`tf.data` map function is traced costs seconds per pipeline.
+
     fn = get_preprocessing("inception", is_training=True)
     image = fn(image, 224, 224)
 """
@@ -59,6 +63,7 @@ def get_preprocessing(name, is_training=False):
     """
     module = _module(name)
 
+    @tf.autograph.experimental.do_not_convert
     @functools.wraps(module.preprocess_image)
     def preprocessing_fn(image, output_height, output_width, **kwargs):
         return module.preprocess_image(
@@ -87,6 +92,7 @@ def get_jpeg_preprocessing(name, is_training=False):
     if not hasattr(module, "preprocess_jpeg"):
         return None
 
+    @tf.autograph.experimental.do_not_convert
     @functools.wraps(module.preprocess_jpeg)
     def jpeg_preprocessing_fn(encoded_jpeg, output_height, output_width, **kwargs):
         return module.preprocess_jpeg(
@@ -96,6 +102,7 @@ def get_jpeg_preprocessing(name, is_training=False):
     return jpeg_preprocessing_fn
 
 
+@tf.autograph.experimental.do_not_convert
 def ensure_channels(image, channels):
     """Converts a [height, width, c] image to `channels` channels (1 or 3).
 

@@ -273,6 +273,17 @@ def test_inception_jpeg_eval_matches_eval_on_the_decoded_image(graph):
     np.testing.assert_allclose(fused_values, unfused_values, atol=1e-2)  # see above
 
 
+def test_every_network_names_a_registered_preprocessing():
+    from image_models import nets_factory
+
+    unknown = {
+        model: entry.preprocessing
+        for model, entry in nets_factory.NETWORKS.items()
+        if entry.preprocessing not in preprocessing_factory.PREPROCESSINGS
+    }
+    assert not unknown
+
+
 def test_jpeg_preprocessing_is_none_without_a_fused_path():
     assert preprocessing_factory.get_jpeg_preprocessing("lenet") is None
     assert preprocessing_factory.get_jpeg_preprocessing("vgg", is_training=True) is None
