@@ -28,7 +28,8 @@ def build_graph(dist):
     entry = nets_factory.get_entry(FLAGS.model_name)
     compute = precision.resolve_precision(FLAGS.precision, FLAGS.use_fp16)
     spec = dataset_factory.get_dataset(
-        FLAGS.dataset_name, FLAGS.eval_split_name, FLAGS.dataset_dir, FLAGS.file_pattern
+        FLAGS.dataset_name, FLAGS.eval_split_name, FLAGS.dataset_dir, FLAGS.file_pattern,
+        mock_num_classes=FLAGS.num_classes,
     )
     num_classes = (FLAGS.num_classes or spec.num_classes) - FLAGS.labels_offset
     dataset, _ = input_pipeline.build_dataset(

@@ -78,7 +78,8 @@ def train():
 
     # ----------------------------------------------------------------- dataset
     spec = dataset_factory.get_dataset(
-        FLAGS.dataset_name, FLAGS.dataset_split_name, FLAGS.dataset_dir, FLAGS.file_pattern
+        FLAGS.dataset_name, FLAGS.dataset_split_name, FLAGS.dataset_dir, FLAGS.file_pattern,
+        mock_num_classes=FLAGS.num_classes,
     )
     num_classes = (FLAGS.num_classes or spec.num_classes) - FLAGS.labels_offset
     num_samples = FLAGS.num_sample_per_epoch or spec.num_samples
@@ -228,7 +229,8 @@ def input_errors_named(spec):
 def make_eval_hook(entry, num_classes, compute, dist, step_after, global_step):
     """Evaluation during training: the eval split through an is_training=False tower."""
     spec = dataset_factory.get_dataset(
-        FLAGS.dataset_name, FLAGS.eval_split_name, FLAGS.dataset_dir, None
+        FLAGS.dataset_name, FLAGS.eval_split_name, FLAGS.dataset_dir, None,
+        mock_num_classes=FLAGS.num_classes,
     )
     eval_ds, _ = make_dataset(spec, entry, False, dist, FLAGS.eval_batch_size)
     eval_net = nets_factory.get_network_fn(FLAGS.model_name, num_classes, is_training=False)

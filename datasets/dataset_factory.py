@@ -144,7 +144,7 @@ def _check_shards_complete(files, pattern):
             )
 
 
-def get_dataset(name, split, dataset_dir=None, file_pattern=None):
+def get_dataset(name, split, dataset_dir=None, file_pattern=None, mock_num_classes=None):
     """Describes one split of one dataset.
 
     Args:
@@ -153,6 +153,8 @@ def get_dataset(name, split, dataset_dir=None, file_pattern=None):
       dataset_dir: folder holding the tfrecords (ignored for 'mock').
       file_pattern: glob of the tfrecords, relative to dataset_dir unless absolute;
         '{split}' is replaced by the split. Defaults to the module's FILE_PATTERN.
+      mock_num_classes: for 'mock' only, how many classes to synthesize (default
+        mock.NUM_CLASSES); ignored for real datasets, whose class count is a fact.
 
     Returns:
       a DatasetSpec.
@@ -178,7 +180,7 @@ def get_dataset(name, split, dataset_dir=None, file_pattern=None):
             split=split,
             files=[],
             num_samples=mock.SPLITS_TO_SIZES[split],
-            num_classes=mock.NUM_CLASSES,
+            num_classes=mock_num_classes or mock.NUM_CLASSES,
             parse_fn=None,
             labels_to_names={},
             synthetic=True,

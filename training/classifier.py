@@ -40,7 +40,16 @@ def classification_loss(logits, end_points, labels, num_classes, label_smoothing
     """
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-    onehot = tf.one_hot(labels, num_classes, dtype=tf.float32)
+    # A label outside [0, num_classes) would one-hot to all zeros and train on nothing.
+    checks = [
+        tf.debugging.assert_non_negative(
+            labels, message="label < 0: check --labels_offset"),
+        tf.debugging.assert_less(
+            labels, tf.cast(num_classes, labels.dtype),
+            message=f"label >= num_classes ({num_classes}): check --num_classes / --labels_offset"),
+    ]
+    with tf.control_dependencies(checks):
+        onehot = tf.one_hot(labels, num_classes, dtype=tf.float32)
     with tf.name_scope("losses"):
         cross_entropy = tf.losses.softmax_cross_entropy(
             onehot, logits, label_smoothing=label_smoothing, loss_collection=None

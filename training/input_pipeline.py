@@ -126,6 +126,7 @@ def build_dataset(
         if shuffle_buffer_size and shuffle_buffer_size > 1:
             ds = ds.shuffle(shuffle_buffer_size, seed=seed + rank, reshuffle_each_iteration=True)
 
+    @tf.autograph.experimental.do_not_convert  # plain graph code: skip AutoGraph's slow parse
     def process(image, label):
         if channels:
             image = preprocessing_factory.ensure_channels(image, channels)
