@@ -10,6 +10,8 @@ range, so it needs no scaling. slim's fused batch norm keeps its parameters and 
 statistics in fp32 for low-precision inputs.
 """
 
+import math
+
 from slim_compat import tf
 
 PRECISIONS = {"fp32": tf.float32, "fp16": tf.float16, "bf16": tf.bfloat16}
@@ -29,15 +31,16 @@ def resolve_precision(precision, use_fp16=False):
 def master_weights_getter(compute_dtype):
     """A variable-scope custom getter: store in fp32, read in `compute_dtype`."""
 
-    def getter(next_getter, name, shape=None, dtype=None, trainable=True, *args, **kwargs):
+    # TF calls a lone custom getter with keyword arguments, the next getter as `getter=`.
+    def custom_getter(getter, name, shape=None, dtype=None, trainable=True, *args, **kwargs):
         low = dtype is not None and tf.as_dtype(dtype).base_dtype == compute_dtype
         storage = tf.float32 if low else dtype
-        var = next_getter(name, shape, dtype=storage, trainable=trainable, *args, **kwargs)
+        var = getter(name, shape, dtype=storage, trainable=trainable, *args, **kwargs)
         if low:
             return tf.cast(var, compute_dtype, name=name.split("/")[-1] + "/cast")
         return var
 
-    return getter
+    return custom_getter
 
 
 def parse_loss_scale(value):
@@ -48,7 +51,7 @@ def parse_loss_scale(value):
         scale = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"Bad loss_scale {value!r}; expected 'dynamic' or a positive number") from None
-    if not scale > 0:
+    if not (scale > 0 and math.isfinite(scale)):
         raise ValueError(f"Bad loss_scale {value!r}; expected 'dynamic' or a positive number")
     return scale
 
@@ -105,7 +108,12 @@ class LossScaleOptimizer(tf.train.Optimizer):
         def apply():
             return self._optimizer.apply_gradients(grads_and_vars)
 
-        update = tf.cond(finite, lambda: tf.group(apply()), tf.no_op)
+        # The wrapped optimizer creates its slots inside the cond branch, under init_scope,
+        # which lifts them to the innermost graph explicitly entered, else to the context TF
+        # started in: eager, when eager execution was disabled after TF was first used (the
+        # entry points under app.run). Entering the graph keeps the slots in it.
+        with tf.get_default_graph().as_default():
+            update = tf.cond(finite, lambda: tf.group(apply()), tf.no_op)
         with tf.control_dependencies([update]):
             state = [self._update_scale(finite)]
             if global_step is not None:
