@@ -13,11 +13,11 @@ import json
 import os
 
 from absl import app, logging
-from slim_compat import tf
 
 import flags
 from datasets import dataset_factory
 from image_models import nets_factory
+from slim_compat import tf
 from training import distributed, evaluation, input_pipeline, precision, runtime
 
 FLAGS = flags.FLAGS
@@ -28,7 +28,10 @@ def build_graph(dist):
     entry = nets_factory.get_entry(FLAGS.model_name)
     compute = precision.resolve_precision(FLAGS.precision, FLAGS.use_fp16)
     spec = dataset_factory.get_dataset(
-        FLAGS.dataset_name, FLAGS.eval_split_name, FLAGS.dataset_dir, FLAGS.file_pattern,
+        FLAGS.dataset_name,
+        FLAGS.eval_split_name,
+        FLAGS.dataset_dir,
+        FLAGS.file_pattern,
         mock_num_classes=FLAGS.num_classes,
     )
     num_classes = (FLAGS.num_classes or spec.num_classes) - FLAGS.labels_offset
@@ -61,14 +64,23 @@ def evaluate_checkpoint(session, ops, saver, checkpoint, dist, summary_writer=No
     if dist.is_chief:
         logging.info(
             "%s: top-1 %.4f  top-5 %.4f  loss %.4f  over %d examples",
-            checkpoint, metrics["top1"], metrics["top5"], metrics["loss"], metrics["count"],
+            checkpoint,
+            metrics["top1"],
+            metrics["top5"],
+            metrics["loss"],
+            metrics["count"],
         )
         print(json.dumps({"checkpoint": checkpoint, "step": step, **metrics}), flush=True)
         if summary_writer is not None:
-            summary_writer.add_summary(tf.Summary(value=[
-                tf.Summary.Value(tag=f"eval/{k}", simple_value=metrics[k])
-                for k in ("top1", "top5", "loss")
-            ]), step)
+            summary_writer.add_summary(
+                tf.Summary(
+                    value=[
+                        tf.Summary.Value(tag=f"eval/{k}", simple_value=metrics[k])
+                        for k in ("top1", "top5", "loss")
+                    ]
+                ),
+                step,
+            )
             summary_writer.flush()
     return metrics
 
@@ -90,14 +102,18 @@ def resolve(path):
 def evaluate():
     dist = distributed.init(FLAGS)
     if FLAGS.follow and not os.path.isdir(FLAGS.checkpoint_path or ""):
-        raise ValueError(f"--follow needs --checkpoint_path to be a directory, got {FLAGS.checkpoint_path!r}")
+        raise ValueError(
+            f"--follow needs --checkpoint_path to be a directory, got {FLAGS.checkpoint_path!r}"
+        )
     ops, saver, _ = build_graph(dist)
     writer = tf.summary.FileWriter(FLAGS.eval_dir) if FLAGS.eval_dir and dist.is_chief else None
     config = distributed.session_config(dist, FLAGS)
     with tf.Session(config=config) as session:
         session.run(tf.local_variables_initializer())
         if not FLAGS.follow:
-            return evaluate_checkpoint(session, ops, saver, resolve(FLAGS.checkpoint_path), dist, writer)
+            return evaluate_checkpoint(
+                session, ops, saver, resolve(FLAGS.checkpoint_path), dist, writer
+            )
         results = []
         for checkpoint in tf.train.checkpoints_iterator(
             FLAGS.checkpoint_path, min_interval_secs=1, timeout=FLAGS.eval_timeout_secs

@@ -29,78 +29,161 @@ def define_flags():
     f = absl_flags
 
     # ------------------------------------------------------------------ dataset
-    f.DEFINE_string("dataset_name", "mock", "Dataset name in datasets/dataset_factory.py "
-                    "(mock, mnist, cifar10, cifar100, flowers, imagenet, image_folder).")
-    f.DEFINE_string("dataset_dir", None, "Directory of the dataset's tfrecords (not needed for mock).")
+    f.DEFINE_string(
+        "dataset_name",
+        "mock",
+        "Dataset name in datasets/dataset_factory.py "
+        "(mock, mnist, cifar10, cifar100, flowers, imagenet, image_folder).",
+    )
+    f.DEFINE_string(
+        "dataset_dir", None, "Directory of the dataset's tfrecords (not needed for mock)."
+    )
     f.DEFINE_string("dataset_split_name", "train", "Split to train on.")
-    f.DEFINE_string("file_pattern", None, "Glob of the split's tfrecords inside dataset_dir; "
-                    "default: the dataset module's '{name}_{split}-*.tfrecord'.")
+    f.DEFINE_string(
+        "file_pattern",
+        None,
+        "Glob of the split's tfrecords inside dataset_dir; "
+        "default: the dataset module's '{name}_{split}-*.tfrecord'.",
+    )
     f.DEFINE_integer("num_classes", None, "Number of classes; default: the dataset's.")
-    f.DEFINE_integer("labels_offset", 0, "Subtracted from every label, e.g. 1 to train a "
-                     "1000-class net on 1001-class ImageNet records (background = 0).")
-    f.DEFINE_integer("num_sample_per_epoch", None, "Examples in one epoch of the train split; "
-                     "default: the size recorded by the converter or the dataset module.")
+    f.DEFINE_integer(
+        "labels_offset",
+        0,
+        "Subtracted from every label, e.g. 1 to train a "
+        "1000-class net on 1001-class ImageNet records (background = 0).",
+    )
+    f.DEFINE_integer(
+        "num_sample_per_epoch",
+        None,
+        "Examples in one epoch of the train split; "
+        "default: the size recorded by the converter or the dataset module.",
+    )
 
     # ------------------------------------------------------------ preprocessing
-    f.DEFINE_string("preprocessing_name", None, "Preprocessing in preprocessing_factory "
-                    "(lenet, cifarnet, vgg, inception); default: the model's.")
+    f.DEFINE_string(
+        "preprocessing_name",
+        None,
+        "Preprocessing in preprocessing_factory "
+        "(lenet, cifarnet, vgg, inception); default: the model's.",
+    )
     f.DEFINE_integer("train_image_size", None, "Input size in pixels; default: the model's.")
     f.DEFINE_integer("shuffle_buffer_size", 1024, "Examples in the shuffle buffer.")
-    f.DEFINE_integer("num_parallel_batches", None, "Batches assembled in parallel; default AUTOTUNE.")
+    f.DEFINE_integer(
+        "num_parallel_batches", None, "Batches assembled in parallel; default AUTOTUNE."
+    )
     f.DEFINE_integer("prefetch_buffer_size", None, "Batches prefetched; default AUTOTUNE.")
-    f.DEFINE_integer("num_preprocessing_threads", None, "Parallel parse+preprocess calls; "
-                     "default AUTOTUNE.")
+    f.DEFINE_integer(
+        "num_preprocessing_threads", None, "Parallel parse+preprocess calls; default AUTOTUNE."
+    )
     f.DEFINE_integer("num_readers", 4, "Files read in parallel (interleave cycle length).")
-    f.DEFINE_boolean("datasets_use_caching", False, "Cache the parsed (pre-augmentation) "
-                     "examples in memory after the first epoch.")
+    f.DEFINE_boolean(
+        "datasets_use_caching",
+        False,
+        "Cache the parsed (pre-augmentation) examples in memory after the first epoch.",
+    )
     f.DEFINE_integer("seed", 0, "Seed of the graph-level random ops and the shuffle.")
 
     # -------------------------------------------------------------- model params
     f.DEFINE_string("model_name", "lenet", "Network in image_models/nets_factory.py.")
     f.DEFINE_integer("batch_size", 32, "Examples per step per rank.")
     f.DEFINE_float("weight_decay", 0.00004, "L2 regularisation of the weights.")
+    f.DEFINE_float(
+        "dropout_keep_prob",
+        None,
+        "Keep probability of the network's dropout "
+        "layers when training; default: the network's own (1.0 turns dropout off).",
+    )
     f.DEFINE_float("label_smoothing", 0.0, "Label smoothing of the cross-entropy, in [0, 1).")
-    f.DEFINE_float("moving_average_decay", None, "If set, keep an exponential moving average of "
-                   "the weights (saved beside them; eval can use it).")
-    f.DEFINE_enum("task_type", "pretrain", ["pretrain", "finetune"],
-                  "pretrain: from scratch; finetune: restore --model_dir/--ckpt_file_name first.")
+    f.DEFINE_float(
+        "moving_average_decay",
+        None,
+        "If set, keep an exponential moving average of "
+        "the weights (saved beside them; eval can use it).",
+    )
+    f.DEFINE_enum(
+        "task_type",
+        "pretrain",
+        ["pretrain", "finetune"],
+        "pretrain: from scratch; finetune: restore --model_dir/--ckpt_file_name first.",
+    )
 
     # ---------------------------------------------------- checkpoints / finetune
-    f.DEFINE_string("train_dir", "/tmp/tfzoo_train", "Where checkpoints and summaries go; a "
-                    "second run on the same directory resumes from its last checkpoint.")
+    f.DEFINE_string(
+        "train_dir",
+        "/tmp/tfzoo_train",
+        "Where checkpoints and summaries go; a "
+        "second run on the same directory resumes from its last checkpoint.",
+    )
     f.DEFINE_string("model_dir", None, "Directory of the checkpoint to finetune from.")
-    f.DEFINE_string("ckpt_file_name", None, "Checkpoint prefix inside model_dir (e.g. "
-                    "resnet_v1_50.ckpt); default: the latest checkpoint in model_dir.")
-    f.DEFINE_string("checkpoint_exclude_scopes", None, "Comma-separated scopes NOT restored when "
-                    "finetuning, e.g. resnet_v1_50/logits for a different num_classes.")
-    f.DEFINE_string("trainable_scopes", None, "Comma-separated scopes to train; the rest frozen. "
-                    "Default: all trainable variables.")
-    f.DEFINE_boolean("ignore_missing_vars", False, "When finetuning, skip variables that the "
-                     "checkpoint lacks instead of failing.")
-    f.DEFINE_boolean("restore_all_variables", False, "When finetuning, restore every global "
-                     "variable (batch-norm statistics included), not only trainable ones.")
+    f.DEFINE_string(
+        "ckpt_file_name",
+        None,
+        "Checkpoint prefix inside model_dir (e.g. "
+        "resnet_v1_50.ckpt); default: the latest checkpoint in model_dir.",
+    )
+    f.DEFINE_string(
+        "checkpoint_exclude_scopes",
+        None,
+        "Comma-separated scopes NOT restored when "
+        "finetuning, e.g. resnet_v1_50/logits for a different num_classes.",
+    )
+    f.DEFINE_string(
+        "trainable_scopes",
+        None,
+        "Comma-separated scopes to train; the rest frozen. Default: all trainable variables.",
+    )
+    f.DEFINE_boolean(
+        "ignore_missing_vars",
+        False,
+        "When finetuning, skip variables that the checkpoint lacks instead of failing.",
+    )
+    f.DEFINE_boolean(
+        "restore_all_variables",
+        False,
+        "When finetuning, restore every global "
+        "variable (batch-norm statistics included), not only trainable ones.",
+    )
 
     # ----------------------------------------------------- learning-rate tuning
     f.DEFINE_float("learning_rate", 0.01, "Initial learning rate (per rank before scaling).")
-    f.DEFINE_enum("learning_rate_decay_type", "exponential", ["fixed", "exponential", "polynomial"],
-                  "How the learning rate decays.")
+    f.DEFINE_enum(
+        "learning_rate_decay_type",
+        "exponential",
+        ["fixed", "exponential", "polynomial"],
+        "How the learning rate decays.",
+    )
     f.DEFINE_float("end_learning_rate", 0.0001, "Final learning rate of polynomial decay.")
     f.DEFINE_float("learning_rate_decay_factor", 0.94, "Exponential decay factor.")
-    f.DEFINE_float("num_epochs_per_decay", 2.0, "Epochs between exponential decays / length of "
-                   "polynomial decay.")
+    f.DEFINE_float(
+        "num_epochs_per_decay",
+        2.0,
+        "Epochs between exponential decays / length of polynomial decay.",
+    )
     f.DEFINE_integer("warmup_steps", 0, "Steps of warmup from 1% of the rate to the full rate.")
     f.DEFINE_enum("warmup_scheme", "t2t", ["t2t"], "Warmup shape: t2t = exponential from 1%.")
-    f.DEFINE_enum("decay_scheme", None, ["luong234", "luong5", "luong10"],
-                  "Step decay by halving (overrides learning_rate_decay_type): luong234 = 4 "
-                  "halvings over the last third of training; luong5 / luong10 = 5 / 10 "
-                  "halvings over the second half.")
+    f.DEFINE_enum(
+        "decay_scheme",
+        None,
+        ["luong234", "luong5", "luong10"],
+        "Step decay by halving (overrides learning_rate_decay_type): luong234 = 4 "
+        "halvings over the last third of training; luong5 / luong10 = 5 / 10 "
+        "halvings over the second half.",
+    )
     f.DEFINE_integer("stop_at_step", 100, "Global step at which training stops.")
-    f.DEFINE_enum("lr_scaling", "linear", ["linear", "none"], "How the learning rate scales "
-                  "with the number of Horovod ranks.")
+    f.DEFINE_enum(
+        "lr_scaling",
+        "linear",
+        ["linear", "none"],
+        "How the learning rate scales with the number of Horovod ranks.",
+    )
 
     # ---------------------------------------------------------------- optimizer
-    f.DEFINE_enum("optimizer", "momentum", ["adadelta", "adagrad", "adam", "ftrl", "momentum",
-                                            "sgd", "rmsprop"], "Optimizer.")
+    f.DEFINE_enum(
+        "optimizer",
+        "momentum",
+        ["adadelta", "adagrad", "adam", "ftrl", "momentum", "sgd", "rmsprop"],
+        "Optimizer.",
+    )
     f.DEFINE_float("adadelta_rho", 0.95, "Adadelta decay rate.")
     f.DEFINE_float("adagrad_initial_accumulator_value", 0.1, "Adagrad starting accumulator.")
     f.DEFINE_float("adam_beta1", 0.9, "Adam first-moment decay.")
@@ -116,48 +199,82 @@ def define_flags():
     f.DEFINE_float("max_gradient_norm", None, "Clip gradients by this global norm.")
 
     # ------------------------------------------------------------------ logging
-    f.DEFINE_integer("log_every_n_steps", 10, "Log loss, accuracy, learning rate and img/s "
-                     "every N steps (FastNN: log_loss_every_n_iters).")
-    f.DEFINE_integer("save_checkpoints_steps", 1000, "Write a checkpoint every N steps (and "
-                     "always at the end).")
+    f.DEFINE_integer(
+        "log_every_n_steps",
+        10,
+        "Log loss, accuracy, learning rate and img/s "
+        "every N steps (FastNN: log_loss_every_n_iters).",
+    )
+    f.DEFINE_integer(
+        "save_checkpoints_steps", 1000, "Write a checkpoint every N steps (and always at the end)."
+    )
     f.DEFINE_integer("save_summaries_steps", 100, "Write TensorBoard summaries every N steps.")
     f.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept in train_dir.")
     f.DEFINE_integer("profile_every_n_steps", 0, "Write a Chrome trace every N steps (0: off).")
-    f.DEFINE_boolean("print_model_statistics", False, "Print every trainable variable with its "
-                     "shape and the total parameter count before training.")
+    f.DEFINE_boolean(
+        "print_model_statistics",
+        False,
+        "Print every trainable variable with its "
+        "shape and the total parameter count before training.",
+    )
 
     # --------------------------------------------------------------- evaluation
-    f.DEFINE_integer("eval_every_n_steps", 0, "Evaluate on --eval_split_name every N training "
-                     "steps and log top-1/top-5 (0: never).")
-    f.DEFINE_string("eval_split_name", "validation", "Split evaluated during training and by "
-                    "eval_image_classifiers.py.")
+    f.DEFINE_integer(
+        "eval_every_n_steps",
+        0,
+        "Evaluate on --eval_split_name every N training steps and log top-1/top-5 (0: never).",
+    )
+    f.DEFINE_string(
+        "eval_split_name",
+        "validation",
+        "Split evaluated during training and by eval_image_classifiers.py.",
+    )
     f.DEFINE_integer("eval_batch_size", 100, "Examples per evaluation batch per rank.")
     f.DEFINE_string("checkpoint_path", None, "eval: a checkpoint file or a directory (latest).")
     f.DEFINE_string("eval_dir", None, "eval: where evaluation summaries go.")
-    f.DEFINE_boolean("follow", False, "eval: keep evaluating each new checkpoint of "
-                     "--checkpoint_path until --eval_timeout_secs pass without one.")
-    f.DEFINE_integer("eval_timeout_secs", 600, "eval --follow: stop after this many seconds "
-                     "without a new checkpoint.")
+    f.DEFINE_boolean(
+        "follow",
+        False,
+        "eval: keep evaluating each new checkpoint of "
+        "--checkpoint_path until --eval_timeout_secs pass without one.",
+    )
+    f.DEFINE_integer(
+        "eval_timeout_secs",
+        600,
+        "eval --follow: stop after this many seconds without a new checkpoint.",
+    )
     f.DEFINE_boolean("use_moving_average", False, "eval: evaluate the moving-average weights.")
 
     # ------------------------------------------------------- precision / speed
-    f.DEFINE_enum("precision", "fp32", ["fp32", "fp16", "bf16"], "Compute precision; weights "
-                  "stay fp32 (master weights), logits and loss are fp32.")
+    f.DEFINE_enum(
+        "precision",
+        "fp32",
+        ["fp32", "fp16", "bf16"],
+        "Compute precision; weights stay fp32 (master weights), logits and loss are fp32.",
+    )
     f.DEFINE_boolean("use_fp16", False, "FastNN's switch: the same as --precision=fp16.")
     f.DEFINE_string("loss_scale", "dynamic", "fp16 loss scale: a number (static) or 'dynamic'.")
-    f.DEFINE_integer("loss_scale_growth_steps", 2000, "Dynamic loss scale: good steps before "
-                     "the scale doubles.")
+    f.DEFINE_integer(
+        "loss_scale_growth_steps", 2000, "Dynamic loss scale: good steps before the scale doubles."
+    )
     f.DEFINE_integer("inter_op_parallelism_threads", 0, "TF inter-op threads (0: TF's choice).")
     f.DEFINE_integer("intra_op_parallelism_threads", 0, "TF intra-op threads (0: TF's choice).")
 
     # -------------------------------------------------------------- distributed
-    f.DEFINE_enum("gradient_compression", "none", ["none", "fp16"], "Horovod allreduce "
-                  "compression.")
+    f.DEFINE_enum(
+        "gradient_compression", "none", ["none", "fp16"], "Horovod allreduce compression."
+    )
     f.DEFINE_enum("allreduce_op", "average", ["average", "sum", "adasum"], "Horovod reduction.")
-    f.DEFINE_integer("backward_passes_per_step", 1, "Horovod: local gradient accumulation steps "
-                     "before each allreduce.")
-    f.DEFINE_integer("fusion_threshold_mb", None, "Horovod tensor fusion buffer in MB "
-                     "(HOROVOD_FUSION_THRESHOLD).")
+    f.DEFINE_integer(
+        "backward_passes_per_step",
+        1,
+        "Horovod: local gradient accumulation steps before each allreduce.",
+    )
+    f.DEFINE_integer(
+        "fusion_threshold_mb",
+        None,
+        "Horovod tensor fusion buffer in MB (HOROVOD_FUSION_THRESHOLD).",
+    )
     f.DEFINE_float("cycle_time_ms", None, "Horovod cycle time in ms (HOROVOD_CYCLE_TIME).")
 
 

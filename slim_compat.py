@@ -60,7 +60,14 @@ def _install():
     if "tf_keras.legacy_tf_layers" not in sys.modules:
         legacy = importlib.import_module("tf_keras.src.legacy_tf_layers")
         sys.modules["tf_keras.legacy_tf_layers"] = legacy
-        for sub in ("base", "core", "convolutional", "normalization", "pooling", "variable_scope_shim"):
+        for sub in (
+            "base",
+            "core",
+            "convolutional",
+            "normalization",
+            "pooling",
+            "variable_scope_shim",
+        ):
             try:
                 sys.modules[f"tf_keras.legacy_tf_layers.{sub}"] = importlib.import_module(
                     f"tf_keras.src.legacy_tf_layers.{sub}"

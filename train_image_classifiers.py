@@ -12,11 +12,11 @@ import contextlib
 import os
 
 from absl import app, logging
-from slim_compat import slim, tf
 
 import flags
 from datasets import dataset_factory
 from image_models import nets_factory
+from slim_compat import tf
 from training import (
     checkpoints,
     classifier,
@@ -65,8 +65,12 @@ def print_model_statistics():
     print(f"Total trainable parameters: {total:,}")
 
 
-def train():
-    """Runs one training job from FLAGS; returns its checkpoint, log and eval results."""
+def train(extra_hooks=()):
+    """Runs one training job from FLAGS; returns its checkpoint, log and eval results.
+
+    Args:
+        extra_hooks: more SessionRunHooks, run after tfzoo's own (so after the broadcast).
+    """
     # ------------------------------------------------------------------ set-up
     # Horovod: initialise once; every rank learns its rank, size and local GPU.
     dist = distributed.init(FLAGS)
@@ -78,7 +82,10 @@ def train():
 
     # ----------------------------------------------------------------- dataset
     spec = dataset_factory.get_dataset(
-        FLAGS.dataset_name, FLAGS.dataset_split_name, FLAGS.dataset_dir, FLAGS.file_pattern,
+        FLAGS.dataset_name,
+        FLAGS.dataset_split_name,
+        FLAGS.dataset_dir,
+        FLAGS.file_pattern,
         mock_num_classes=FLAGS.num_classes,
     )
     num_classes = (FLAGS.num_classes or spec.num_classes) - FLAGS.labels_offset
@@ -89,7 +96,12 @@ def train():
     train_ds, plan = make_dataset(spec, entry, True, dist, FLAGS.batch_size)
     logging.info(
         "dataset %s/%s: %d examples, %d classes, %d steps per epoch at global batch %d; %s",
-        spec.name, spec.split, num_samples, num_classes, steps_per_epoch, global_batch,
+        spec.name,
+        spec.split,
+        num_samples,
+        num_classes,
+        steps_per_epoch,
+        global_batch,
         plan.description if plan else f"synthetic data sharded over {dist.size} rank(s)",
     )
     images, labels = tf.data.make_one_shot_iterator(train_ds).get_next()
@@ -101,7 +113,10 @@ def train():
     )
 
     # ----------------------------------------------------------------- loss_fn
-    logits, end_points = classifier.build_logits(network_fn, images, compute)
+    net_kwargs = {}
+    if FLAGS.dropout_keep_prob is not None:
+        net_kwargs["dropout_keep_prob"] = FLAGS.dropout_keep_prob
+    logits, end_points = classifier.build_logits(network_fn, images, compute, **net_kwargs)
     total_loss, cross_entropy = classifier.classification_loss(
         logits, end_points, labels, num_classes, FLAGS.label_smoothing, entry.aux_loss_weight
     )
@@ -125,7 +140,11 @@ def train():
         optimizer = loss_scale_opt
     var_list = checkpoints.variables_to_train(FLAGS.trainable_scopes)
     train_op, step_after = train_op_lib.build_train_op(
-        total_loss, optimizer, global_step, var_list, FLAGS.max_gradient_norm,
+        total_loss,
+        optimizer,
+        global_step,
+        var_list,
+        FLAGS.max_gradient_norm,
         FLAGS.moving_average_decay,
     )
 
@@ -134,7 +153,9 @@ def train():
     if FLAGS.task_type == "finetune":
         ckpt = checkpoints.resolve_checkpoint(FLAGS.model_dir, FLAGS.ckpt_file_name)
         init_fn = checkpoints.finetune_init_fn(
-            ckpt, FLAGS.checkpoint_exclude_scopes, FLAGS.restore_all_variables,
+            ckpt,
+            FLAGS.checkpoint_exclude_scopes,
+            FLAGS.restore_all_variables,
             FLAGS.ignore_missing_vars,
         )
 
@@ -145,34 +166,50 @@ def train():
     tf.summary.scalar("losses/total_loss", total_loss)
     tf.summary.scalar("losses/cross_entropy", cross_entropy)
     tf.summary.scalar("accuracy/train_batch", accuracy)
-    log_tensors = {"step": step_after, "loss": total_loss, "accuracy": accuracy, "lr": lr}
+    # Horovod: loss and accuracy averaged over ranks, so every rank sees (and acts on) the same.
+    mean_loss = dist.allreduce_mean(total_loss, name="mean_total_loss")
+    log_tensors = {
+        "step": step_after,
+        "loss": mean_loss,
+        "accuracy": dist.allreduce_mean(accuracy, name="mean_accuracy"),
+        "lr": lr,
+    }
     if loss_scale_opt is not None:
         log_tensors["loss_scale"] = loss_scale_opt.scale
         log_tensors["skipped_steps"] = loss_scale_opt.skipped_steps
         tf.summary.scalar("loss_scale", loss_scale_opt.scale)
     run_hooks = [
-        hooks.NanLossHook(total_loss, step_after, FLAGS.train_dir),  # first: before any saver
+        hooks.NanLossHook(mean_loss, step_after, FLAGS.train_dir),  # first: before any saver
         tf.train.StopAtStepHook(last_step=FLAGS.stop_at_step),
     ]
     broadcast = dist.broadcast_hook()  # Horovod: same start on every rank, after restore too
     if broadcast:
         run_hooks.append(broadcast)
-    eval_hook = logger = None
+    eval_hook = None
     if FLAGS.eval_every_n_steps:
         eval_hook = make_eval_hook(entry, num_classes, compute, dist, step_after, global_step)
         run_hooks.append(eval_hook)
+    logger = hooks.StepLoggingHook(
+        log_tensors, FLAGS.log_every_n_steps, global_batch, global_step, log=dist.is_chief
+    )
+    run_hooks.append(logger)
     if dist.is_chief:
-        logger = hooks.StepLoggingHook(log_tensors, FLAGS.log_every_n_steps, global_batch)
-        run_hooks.append(logger)
         # After the NaN guard in the list, so a step with a NaN loss is never saved.
-        run_hooks.append(tf.train.CheckpointSaverHook(
-            FLAGS.train_dir, save_steps=FLAGS.save_checkpoints_steps, scaffold=scaffold,
-            listeners=[hooks.FiniteWeightsListener(tf.trainable_variables(), FLAGS.train_dir)],
-        ))
+        run_hooks.append(
+            tf.train.CheckpointSaverHook(
+                FLAGS.train_dir,
+                save_steps=FLAGS.save_checkpoints_steps,
+                scaffold=scaffold,
+                listeners=[hooks.FiniteWeightsListener(tf.trainable_variables(), FLAGS.train_dir)],
+            )
+        )
         if FLAGS.profile_every_n_steps:
             run_hooks.append(
-                tf.train.ProfilerHook(save_steps=FLAGS.profile_every_n_steps, output_dir=FLAGS.train_dir)
+                tf.train.ProfilerHook(
+                    save_steps=FLAGS.profile_every_n_steps, output_dir=FLAGS.train_dir
+                )
             )
+    run_hooks.extend(extra_hooks)
 
     # -------------------------------------------------------------------- loop
     # Horovod: only rank 0 writes checkpoints and summaries; the others get weights
@@ -181,19 +218,22 @@ def train():
     resume = tf.train.latest_checkpoint(FLAGS.train_dir) if os.path.isdir(FLAGS.train_dir) else None
     if resume and dist.is_chief:
         logging.info("Resuming from %s", resume)
-    with tf.train.MonitoredTrainingSession(
-        master="",
-        is_chief=True,  # every rank initialises itself; rank 0's weights are then broadcast
-        checkpoint_dir=FLAGS.train_dir if is_chief else None,
-        scaffold=scaffold,
-        hooks=run_hooks,
-        save_checkpoint_steps=None,  # the CheckpointSaverHook above, after the NaN guard
-        save_checkpoint_secs=None,
-        save_summaries_steps=FLAGS.save_summaries_steps if is_chief else None,
-        save_summaries_secs=None,
-        log_step_count_steps=None,
-        config=distributed.session_config(dist, FLAGS),
-    ) as session, input_errors_named(spec):
+    with (
+        tf.train.MonitoredTrainingSession(
+            master="",
+            is_chief=True,  # every rank initialises itself; rank 0's weights are then broadcast
+            checkpoint_dir=FLAGS.train_dir if is_chief else None,
+            scaffold=scaffold,
+            hooks=run_hooks,
+            save_checkpoint_steps=None,  # the CheckpointSaverHook above, after the NaN guard
+            save_checkpoint_secs=None,
+            save_summaries_steps=FLAGS.save_summaries_steps if is_chief else None,
+            save_summaries_secs=None,
+            log_step_count_steps=None,
+            config=distributed.session_config(dist, FLAGS),
+        ) as session,
+        input_errors_named(spec),
+    ):
         while not session.should_stop():
             session.run(train_op)
     latest = tf.train.latest_checkpoint(FLAGS.train_dir) if dist.is_chief else None
@@ -201,7 +241,7 @@ def train():
         logging.info("Done: %s", latest)
     return {
         "checkpoint": latest,
-        "log": logger.history if logger else [],
+        "log": logger.history,
         "eval": eval_hook.results if eval_hook else [],
         "rank": dist.rank,
         "size": dist.size,
@@ -229,15 +269,23 @@ def input_errors_named(spec):
 def make_eval_hook(entry, num_classes, compute, dist, step_after, global_step):
     """Evaluation during training: the eval split through an is_training=False tower."""
     spec = dataset_factory.get_dataset(
-        FLAGS.dataset_name, FLAGS.eval_split_name, FLAGS.dataset_dir, None,
+        FLAGS.dataset_name,
+        FLAGS.eval_split_name,
+        FLAGS.dataset_dir,
+        None,
         mock_num_classes=FLAGS.num_classes,
     )
     eval_ds, _ = make_dataset(spec, entry, False, dist, FLAGS.eval_batch_size)
     eval_net = nets_factory.get_network_fn(FLAGS.model_name, num_classes, is_training=False)
     ops = evaluation.build_eval_ops(eval_ds, eval_net, num_classes, dist, compute, reuse=True)
     return hooks.EvaluationHook(
-        ops, FLAGS.eval_every_n_steps, step_after, global_step,
-        summary_dir=FLAGS.train_dir, is_chief=dist.is_chief, split_name=FLAGS.eval_split_name,
+        ops,
+        FLAGS.eval_every_n_steps,
+        step_after,
+        global_step,
+        summary_dir=FLAGS.train_dir,
+        is_chief=dist.is_chief,
+        split_name=FLAGS.eval_split_name,
     )
 
 

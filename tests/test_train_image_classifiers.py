@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from slim_compat import tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,9 +39,15 @@ def test_pretrain_writes_checkpoint_and_resumes(train, tmp_path):
 
 
 def test_short_mock_run_lowers_the_loss(train, tmp_path):
-    result = train(**dict(TINY, batch_size=16), stop_at_step=20, learning_rate=0.001, optimizer="sgd",
-                   train_dir=str(tmp_path / "r"), weight_decay=0.0,
-                   learning_rate_decay_type="fixed")
+    result = train(
+        **dict(TINY, batch_size=16),
+        stop_at_step=20,
+        learning_rate=0.001,
+        optimizer="sgd",
+        train_dir=str(tmp_path / "r"),
+        weight_decay=0.0,
+        learning_rate_decay_type="fixed",
+    )
     losses = [v["loss"] for _, v in result["log"]]
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
 
@@ -52,8 +59,13 @@ def test_finetune_across_class_counts(train, tmp_path):
 
     # 10 -> 5 classes without excluding the logits: the error names the variables.
     with pytest.raises(ValueError) as err:
-        train(**dict(TINY, num_classes=5), stop_at_step=1, task_type="finetune", model_dir=src,
-              train_dir=str(tmp_path / "bad"))
+        train(
+            **dict(TINY, num_classes=5),
+            stop_at_step=1,
+            task_type="finetune",
+            model_dir=src,
+            train_dir=str(tmp_path / "bad"),
+        )
     message = str(err.value)
     assert "LeNet/fc4/weights" in message and "[1024, 5]" in message and "[1024, 10]" in message
     assert "--checkpoint_exclude_scopes=LeNet/fc4" in message
@@ -61,8 +73,15 @@ def test_finetune_across_class_counts(train, tmp_path):
 
     # With the logits excluded and only them trained, the body keeps the pretrained weights.
     dst = str(tmp_path / "five")
-    train(**dict(TINY, num_classes=5), stop_at_step=2, task_type="finetune", model_dir=src,
-          checkpoint_exclude_scopes="LeNet/fc4", trainable_scopes="LeNet/fc4", train_dir=dst)
+    train(
+        **dict(TINY, num_classes=5),
+        stop_at_step=2,
+        task_type="finetune",
+        model_dir=src,
+        checkpoint_exclude_scopes="LeNet/fc4",
+        trainable_scopes="LeNet/fc4",
+        train_dir=dst,
+    )
     tuned = checkpoint_values(tf.train.latest_checkpoint(dst))
     assert tuned["LeNet/fc4/weights"].shape == (1024, 5)
     np.testing.assert_array_equal(tuned["LeNet/conv1/weights"], pretrained["LeNet/conv1/weights"])
@@ -74,8 +93,15 @@ def test_finetune_trains_restored_body_when_not_frozen(train, tmp_path):
     train(**TINY, stop_at_step=2, train_dir=src)
     pretrained = checkpoint_values(tf.train.latest_checkpoint(src))
     dst = str(tmp_path / "dst")
-    result = train(**TINY, stop_at_step=1, task_type="finetune", model_dir=src,
-                   ckpt_file_name="model.ckpt-2", train_dir=dst, learning_rate=0.0)
+    result = train(
+        **TINY,
+        stop_at_step=1,
+        task_type="finetune",
+        model_dir=src,
+        ckpt_file_name="model.ckpt-2",
+        train_dir=dst,
+        learning_rate=0.0,
+    )
     tuned = checkpoint_values(result["checkpoint"])
     # Learning rate 0: every restored variable equals the source checkpoint.
     for name in ("LeNet/conv1/weights", "LeNet/fc4/weights", "LeNet/fc4/biases"):
@@ -90,8 +116,15 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(train, tmp_path):
     d = str(tmp_path / "nan")
     train(**TINY, stop_at_step=2, train_dir=d)
     with pytest.raises(NanLossError) as err:
-        train(**TINY, stop_at_step=50, train_dir=d, learning_rate=1e30, optimizer="sgd",
-              learning_rate_decay_type="fixed", save_checkpoints_steps=1)
+        train(
+            **TINY,
+            stop_at_step=50,
+            train_dir=d,
+            learning_rate=1e30,
+            optimizer="sgd",
+            learning_rate_decay_type="fixed",
+            save_checkpoints_steps=1,
+        )
     nan_step = int(re.search(r"at step (\d+)", str(err.value)).group(1))
     latest = tf.train.latest_checkpoint(d)
     assert f"Last good checkpoint: {latest}" in str(err.value)
@@ -117,10 +150,21 @@ def test_bad_names_and_paths_are_clear_errors(train, tmp_path, flags, match):
 
 def test_bad_optimizer_and_schedule_names_list_valid_ones(tmp_path):
     # absl validates enum flags: the message lists the valid values.
-    for flag, bad, valid in [("optimizer", "lamb", "momentum"), ("learning_rate_decay_type", "cosine", "polynomial")]:
+    for flag, bad, valid in [
+        ("optimizer", "lamb", "momentum"),
+        ("learning_rate_decay_type", "cosine", "polynomial"),
+    ]:
         proc = subprocess.run(
-            [sys.executable, "train_image_classifiers.py", f"--{flag}={bad}", f"--train_dir={tmp_path}"],
-            cwd=ROOT, capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "train_image_classifiers.py",
+                f"--{flag}={bad}",
+                f"--train_dir={tmp_path}",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert proc.returncode != 0
         assert bad in proc.stderr and valid in proc.stderr
@@ -133,14 +177,22 @@ def test_corrupt_tfrecord_is_named(train, tmp_path, write_mnist_records):
     with open(bad, "wb") as f:
         f.write(data[:20] + b"garbage" * 10 + data[90:])
     with pytest.raises(RuntimeError, match="mnist_train-00001-of-00002.tfrecord"):
-        train(**dict(TINY, dataset_name="mnist"), dataset_dir=d, stop_at_step=30,
-              shuffle_buffer_size=1, train_dir=str(tmp_path / "c"))
+        train(
+            **dict(TINY, dataset_name="mnist"),
+            dataset_dir=d,
+            stop_at_step=30,
+            shuffle_buffer_size=1,
+            train_dir=str(tmp_path / "c"),
+        )
 
 
 def test_misspelt_flag_is_an_error_and_flagfile_works(tmp_path):
     proc = subprocess.run(
         [sys.executable, "train_image_classifiers.py", "--batch_sise=4", f"--train_dir={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode != 0 and "batch_sise" in proc.stderr
 
@@ -151,7 +203,10 @@ def test_misspelt_flag_is_an_error_and_flagfile_works(tmp_path):
     )
     proc = subprocess.run(
         [sys.executable, "train_image_classifiers.py", f"--flagfile={flagfile}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "LeNet/conv1/weights" in proc.stdout and "Total trainable parameters" in proc.stdout
@@ -160,9 +215,16 @@ def test_misspelt_flag_is_an_error_and_flagfile_works(tmp_path):
 
 def test_eval_during_training_logs_accuracy(train, tmp_path, write_mnist_records):
     d = write_mnist_records({"train": 200, "test": 37})
-    result = train(**dict(TINY, dataset_name="mnist", batch_size=20), dataset_dir=d,
-                   stop_at_step=60, eval_every_n_steps=30, eval_split_name="test",
-                   eval_batch_size=8, learning_rate=0.01, train_dir=str(tmp_path / "e"))
+    result = train(
+        **dict(TINY, dataset_name="mnist", batch_size=20),
+        dataset_dir=d,
+        stop_at_step=60,
+        eval_every_n_steps=30,
+        eval_split_name="test",
+        eval_batch_size=8,
+        learning_rate=0.01,
+        train_dir=str(tmp_path / "e"),
+    )
     steps = [s for s, _ in result["eval"]]
     assert steps == [30, 60]
     for _, metrics in result["eval"]:

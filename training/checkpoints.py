@@ -43,7 +43,9 @@ def resolve_checkpoint(model_dir, ckpt_file_name=None):
         return path
     path = tf.train.latest_checkpoint(model_dir)
     if path is None:
-        raise FileNotFoundError(f"No checkpoint in --model_dir {model_dir!r} and no --ckpt_file_name")
+        raise FileNotFoundError(
+            f"No checkpoint in --model_dir {model_dir!r} and no --ckpt_file_name"
+        )
     return path
 
 
@@ -63,10 +65,17 @@ def variables_to_restore(exclude_scopes=None, restore_all=False):
         name = _checkpoint_key(var)
         if any(_in_scope(name, s) for s in excludes):
             continue
-        if restore_all and (name == "global_step" or name.startswith("loss_scale/")
-                            or "/Momentum" in name or "/Adam" in name or "/RMSProp" in name
-                            or "/Adagrad" in name or "/Adadelta" in name or "/Ftrl" in name
-                            or "/ExponentialMovingAverage" in name):
+        if restore_all and (
+            name == "global_step"
+            or name.startswith("loss_scale/")
+            or "/Momentum" in name
+            or "/Adam" in name
+            or "/RMSProp" in name
+            or "/Adagrad" in name
+            or "/Adadelta" in name
+            or "/Ftrl" in name
+            or "/ExponentialMovingAverage" in name
+        ):
             continue
         out.append(var)
     return out
@@ -118,8 +127,9 @@ def check_restorable(checkpoint_path, variables, ignore_missing_vars=False):
     return restore
 
 
-def finetune_init_fn(checkpoint_path, exclude_scopes=None, restore_all=False,
-                     ignore_missing_vars=False):
+def finetune_init_fn(
+    checkpoint_path, exclude_scopes=None, restore_all=False, ignore_missing_vars=False
+):
     """A Scaffold init_fn restoring the checked variables; the check runs now, at build time.
 
     MonitoredTrainingSession calls it only when train_dir has no checkpoint yet, so a

@@ -7,11 +7,10 @@ has one, and the regularisation losses, all summed in fp32.
 """
 
 from slim_compat import tf
-
 from training import precision as precision_lib
 
 
-def build_logits(network_fn, images, precision="fp32", reuse=None):
+def build_logits(network_fn, images, precision="fp32", reuse=None, **net_kwargs):
     """Builds the network and returns (fp32 logits, end_points).
 
     Args:
@@ -19,19 +18,21 @@ def build_logits(network_fn, images, precision="fp32", reuse=None):
         images: float32 batch [B, H, W, C].
         precision: 'fp32', 'fp16' or 'bf16'.
         reuse: True to share the variables of an earlier call (the eval tower).
+        **net_kwargs: passed to the network (e.g. dropout_keep_prob).
     """
     dtype = precision_lib.PRECISIONS[precision]
     getter = precision_lib.master_weights_getter(dtype) if dtype != tf.float32 else None
     with tf.variable_scope(tf.get_variable_scope(), reuse=reuse, custom_getter=getter):
-        logits, end_points = network_fn(tf.cast(images, dtype))
+        logits, end_points = network_fn(tf.cast(images, dtype), **net_kwargs)
     end_points = dict(end_points)
     if "AuxLogits" in end_points:
         end_points["AuxLogits"] = tf.cast(end_points["AuxLogits"], tf.float32)
     return tf.cast(logits, tf.float32), end_points
 
 
-def classification_loss(logits, end_points, labels, num_classes, label_smoothing=0.0,
-                        aux_loss_weight=0.4):
+def classification_loss(
+    logits, end_points, labels, num_classes, label_smoothing=0.0, aux_loss_weight=0.4
+):
     """Total training loss and its cross-entropy part.
 
     Returns:
@@ -42,11 +43,12 @@ def classification_loss(logits, end_points, labels, num_classes, label_smoothing
         raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
     # A label outside [0, num_classes) would one-hot to all zeros and train on nothing.
     checks = [
-        tf.debugging.assert_non_negative(
-            labels, message="label < 0: check --labels_offset"),
+        tf.debugging.assert_non_negative(labels, message="label < 0: check --labels_offset"),
         tf.debugging.assert_less(
-            labels, tf.cast(num_classes, labels.dtype),
-            message=f"label >= num_classes ({num_classes}): check --num_classes / --labels_offset"),
+            labels,
+            tf.cast(num_classes, labels.dtype),
+            message=f"label >= num_classes ({num_classes}): check --num_classes / --labels_offset",
+        ),
     ]
     with tf.control_dependencies(checks):
         onehot = tf.one_hot(labels, num_classes, dtype=tf.float32)
@@ -58,14 +60,19 @@ def classification_loss(logits, end_points, labels, num_classes, label_smoothing
         aux = end_points.get("AuxLogits")
         if aux is not None and aux_loss_weight:
             aux_loss = tf.losses.softmax_cross_entropy(
-                onehot, aux, label_smoothing=label_smoothing, weights=aux_loss_weight,
+                onehot,
+                aux,
+                label_smoothing=label_smoothing,
+                weights=aux_loss_weight,
                 loss_collection=None,
             )
             total = total + aux_loss
         reg = tf.get_collection(tf.GraphKeys.REGULARIZATION_LOSSES)
         if reg:
             total = total + tf.add_n([tf.cast(r, tf.float32) for r in reg], name="regularization")
-        return tf.identity(total, name="total_loss"), tf.identity(cross_entropy, name="cross_entropy")
+        return tf.identity(total, name="total_loss"), tf.identity(
+            cross_entropy, name="cross_entropy"
+        )
 
 
 def batch_accuracy(logits, labels):

@@ -41,7 +41,9 @@ class Distributed:
         """Rank 0 alone writes checkpoints, summaries and info logs."""
         return self.rank == 0
 
-    def wrap_optimizer(self, optimizer, compression="none", op="average", backward_passes_per_step=1):
+    def wrap_optimizer(
+        self, optimizer, compression="none", op="average", backward_passes_per_step=1
+    ):
         """Horovod: average (or sum / adasum) the gradients over ranks at every step."""
         if self.hvd is None:
             if backward_passes_per_step != 1:
@@ -54,7 +56,9 @@ class Distributed:
         compressions = {"none": hvd.Compression.none, "fp16": hvd.Compression.fp16}
         ops = {"average": hvd.Average, "sum": hvd.Sum, "adasum": hvd.Adasum}
         if compression not in compressions:
-            raise ValueError(f"Unknown gradient_compression {compression!r}; expected one of: none, fp16")
+            raise ValueError(
+                f"Unknown gradient_compression {compression!r}; expected one of: none, fp16"
+            )
         if op not in ops:
             raise ValueError(f"Unknown allreduce_op {op!r}; expected one of: average, sum, adasum")
         return hvd.DistributedOptimizer(
@@ -73,6 +77,12 @@ class Distributed:
         if self.hvd is None:
             return tf.identity(tensor, name=name)
         return self.hvd.allreduce(tensor, op=self.hvd.Sum, name=name)
+
+    def allreduce_mean(self, tensor, name=None):
+        """Mean of `tensor` over ranks (identity for one process)."""
+        if self.hvd is None:
+            return tf.identity(tensor, name=name)
+        return self.hvd.allreduce(tensor, op=self.hvd.Average, name=name)
 
     def allreduce_max(self, tensor, name=None):
         """Max of `tensor` over ranks (identity for one process)."""
@@ -117,7 +127,9 @@ def init(params=None):
         return Distributed(None)
     if params is not None:
         if getattr(params, "fusion_threshold_mb", None) is not None:
-            os.environ["HOROVOD_FUSION_THRESHOLD"] = str(int(params.fusion_threshold_mb * 1024 * 1024))
+            os.environ["HOROVOD_FUSION_THRESHOLD"] = str(
+                int(params.fusion_threshold_mb * 1024 * 1024)
+            )
         if getattr(params, "cycle_time_ms", None) is not None:
             os.environ["HOROVOD_CYCLE_TIME"] = str(params.cycle_time_ms)
     try:

@@ -10,7 +10,6 @@ collective, so none waits on another mid-pass.
 import collections
 
 from slim_compat import tf
-
 from training import classifier
 
 EvalOps = collections.namedtuple("EvalOps", ["reset", "update", "totals"])
@@ -43,7 +42,9 @@ def build_eval_ops(dataset, network_fn, num_classes, dist, precision="fp32", reu
         count = tf.cast(tf.shape(labels)[0], tf.float64)
         batch = tf.stack([top1, top5, tf.cast(loss, tf.float64), count])
         sums = tf.get_variable(
-            "eval_sums", initializer=tf.zeros([4], tf.float64), trainable=False,
+            "eval_sums",
+            initializer=tf.zeros([4], tf.float64),
+            trainable=False,
             collections=[tf.GraphKeys.LOCAL_VARIABLES],
         )
         reset = tf.group(iterator.initializer, sums.initializer)

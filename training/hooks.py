@@ -4,8 +4,8 @@ import math
 import time
 
 from absl import logging
-from slim_compat import tf
 
+from slim_compat import tf
 from training import evaluation
 
 
@@ -16,38 +16,52 @@ class NanLossError(RuntimeError):
 class StepLoggingHook(tf.train.SessionRunHook):
     """Every N steps logs step, loss, batch accuracy, learning rate and images per second.
 
-    Images per second counts the global batch (all ranks), measured between two logs, so
-    it reflects the steady state once the first interval (graph warm-up) is past.
+    The tensors are fetched only on logging steps, so the other steps pay nothing. With
+    Horovod the loss and accuracy are averages over ranks (an allreduce), so EVERY rank
+    runs this hook and fetches on the same steps; only the rank with `log=True` prints.
+    Images per second counts the global batch, measured between two logs.
     """
 
-    def __init__(self, tensors, every_n_steps, global_batch_size, extra_fn=None):
-        self._tensors = tensors  # name -> tensor; must include 'step'
+    def __init__(self, tensors, every_n_steps, global_batch_size, global_step, log=True):
+        self._tensors = tensors  # name -> tensor; must include 'step' (read after the update)
         self._every_n = max(1, int(every_n_steps))
         self._global_batch = global_batch_size
-        self._extra_fn = extra_fn
-        self._last = None  # (time, step)
+        self._global_step = global_step
+        self._log = log
+        self._next_step = None
+        self._last = None  # (time, step) of the previous log
         self.history = []  # (step, values dict) of every logged step
 
+    def after_create_session(self, session, coord):
+        self._next_step = int(session.run(self._global_step)) + 1
+
+    def _logs(self, step):
+        return self._last is None or step % self._every_n == 0
+
     def before_run(self, run_context):
-        return tf.train.SessionRunArgs(self._tensors)
+        if self._logs(self._next_step):
+            return tf.train.SessionRunArgs(self._tensors)
+        return None
 
     def after_run(self, run_context, run_values):
-        values = run_values.results
-        step = int(values["step"])
-        if step % self._every_n and self._last is not None:
+        step = self._next_step
+        self._next_step += 1
+        if run_values.results is None:
             return
+        values = dict(run_values.results)
+        step = int(values["step"])
         now = time.perf_counter()
         rate = ""
         if self._last is not None and step > self._last[1]:
-            ips = (step - self._last[1]) * self._global_batch / (now - self._last[0])
-            values = dict(values, images_per_sec=ips)
-            rate = f"  {ips:.1f} img/s"
+            values["images_per_sec"] = (
+                (step - self._last[1]) * self._global_batch / (now - self._last[0])
+            )
+            rate = f"  {values['images_per_sec']:.1f} img/s"
         self._last = (now, step)
-        parts = [f"{k}={values[k]:.4g}" for k in self._tensors if k != "step"]
-        if self._extra_fn:
-            parts.append(self._extra_fn(run_context.session))
-        logging.info("step %d: %s%s", step, "  ".join(parts), rate)
         self.history.append((step, values))
+        if self._log:
+            parts = [f"{k}={values[k]:.4g}" for k in self._tensors if k != "step"]
+            logging.info("step %d: %s%s", step, "  ".join(parts), rate)
 
 
 class NanLossHook(tf.train.SessionRunHook):
@@ -88,9 +102,7 @@ class FiniteWeightsListener(tf.train.CheckpointSaverListener):
     def __init__(self, variables, train_dir):
         self._train_dir = train_dir
         with tf.name_scope("finite_weights_check"):
-            self._finite = tf.reduce_all(
-                [tf.reduce_all(tf.math.is_finite(v)) for v in variables]
-            )
+            self._finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables])
 
     def before_save(self, session, global_step_value):
         if not session.run(self._finite):
@@ -109,8 +121,16 @@ class EvaluationHook(tf.train.SessionRunHook):
     writes the summary.
     """
 
-    def __init__(self, eval_ops, every_n_steps, step_after_update, global_step, summary_dir=None,
-                 is_chief=True, split_name="validation"):
+    def __init__(
+        self,
+        eval_ops,
+        every_n_steps,
+        step_after_update,
+        global_step,
+        summary_dir=None,
+        is_chief=True,
+        split_name="validation",
+    ):
         self._ops = eval_ops
         self._every_n = int(every_n_steps)
         self._step = step_after_update  # read after this step's update
@@ -146,11 +166,19 @@ class EvaluationHook(tf.train.SessionRunHook):
         if self._is_chief:
             logging.info(
                 "eval at step %d on %s (%d examples): top-1 %.4f  top-5 %.4f  loss %.4f",
-                step, self._split, metrics["count"], metrics["top1"], metrics["top5"], metrics["loss"],
+                step,
+                self._split,
+                metrics["count"],
+                metrics["top1"],
+                metrics["top5"],
+                metrics["loss"],
             )
         if self._writer:
-            summary = tf.Summary(value=[
-                tf.Summary.Value(tag=f"eval/{k}", simple_value=metrics[k]) for k in ("top1", "top5", "loss")
-            ])
+            summary = tf.Summary(
+                value=[
+                    tf.Summary.Value(tag=f"eval/{k}", simple_value=metrics[k])
+                    for k in ("top1", "top5", "loss")
+                ]
+            )
             self._writer.add_summary(summary, step)
             self._writer.flush()

@@ -10,10 +10,9 @@ keeps the last partial batch, so each example of the split is counted exactly on
 
 import collections
 
-from slim_compat import tf
-
 from datasets import mock
 from preprocessing import preprocessing_factory
+from slim_compat import tf
 
 AUTOTUNE = tf.data.experimental.AUTOTUNE
 
@@ -101,7 +100,9 @@ def build_dataset(
     Returns:
         (dataset of (images float32 [B, H, W, C], labels int64 [B]), ShardPlan or None for mock).
     """
-    preprocess = preprocessing_factory.get_preprocessing(preprocessing_name, is_training=is_training)
+    preprocess = preprocessing_factory.get_preprocessing(
+        preprocessing_name, is_training=is_training
+    )
     parallel = num_preprocessing_threads or AUTOTUNE
 
     if spec.synthetic:

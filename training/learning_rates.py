@@ -61,7 +61,9 @@ def configure_learning_rate(params, global_step, steps_per_epoch, num_ranks=1):
 
     with tf.name_scope("learning_rate"):
         if scheme:
-            lr = _luong_decay(base_lr, decay_step, scheme, max(params.stop_at_step - warmup_steps, 1))
+            lr = _luong_decay(
+                base_lr, decay_step, scheme, max(params.stop_at_step - warmup_steps, 1)
+            )
         elif decay_type == "fixed":
             lr = tf.constant(base_lr, tf.float32)
         elif decay_type == "exponential":

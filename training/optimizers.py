@@ -33,7 +33,10 @@ def configure_optimizer(name, learning_rate, params):
         )
     if name == "adam":
         return tf.train.AdamOptimizer(
-            learning_rate, beta1=params.adam_beta1, beta2=params.adam_beta2, epsilon=params.opt_epsilon
+            learning_rate,
+            beta1=params.adam_beta1,
+            beta2=params.adam_beta2,
+            epsilon=params.opt_epsilon,
         )
     if name == "ftrl":
         return tf.train.FtrlOptimizer(

@@ -24,7 +24,9 @@ def resolve_precision(precision, use_fp16=False):
             raise ValueError(f"--use_fp16 conflicts with --precision={precision}")
         return "fp16"
     if precision not in PRECISIONS:
-        raise ValueError(f"Unknown precision {precision!r}; expected one of: {', '.join(PRECISIONS)}")
+        raise ValueError(
+            f"Unknown precision {precision!r}; expected one of: {', '.join(PRECISIONS)}"
+        )
     return precision
 
 
@@ -32,10 +34,10 @@ def master_weights_getter(compute_dtype):
     """A variable-scope custom getter: store in fp32, read in `compute_dtype`."""
 
     # TF calls a lone custom getter with keyword arguments, the next getter as `getter=`.
-    def custom_getter(getter, name, shape=None, dtype=None, trainable=True, *args, **kwargs):
+    def custom_getter(getter, name, shape=None, dtype=None, trainable=True, **kwargs):
         low = dtype is not None and tf.as_dtype(dtype).base_dtype == compute_dtype
         storage = tf.float32 if low else dtype
-        var = getter(name, shape, dtype=storage, trainable=trainable, *args, **kwargs)
+        var = getter(name, shape=shape, dtype=storage, trainable=trainable, **kwargs)
         if low:
             return tf.cast(var, compute_dtype, name=name.split("/")[-1] + "/cast")
         return var
@@ -50,7 +52,9 @@ def parse_loss_scale(value):
     try:
         scale = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"Bad loss_scale {value!r}; expected 'dynamic' or a positive number") from None
+        raise ValueError(
+            f"Bad loss_scale {value!r}; expected 'dynamic' or a positive number"
+        ) from None
     if not (scale > 0 and math.isfinite(scale)):
         raise ValueError(f"Bad loss_scale {value!r}; expected 'dynamic' or a positive number")
     return scale
@@ -67,20 +71,29 @@ class LossScaleOptimizer(tf.train.Optimizer):
     `loss_scale/skipped_steps` (checkpointed, so a resumed run keeps its scale).
     """
 
-    def __init__(self, optimizer, loss_scale="dynamic", growth_steps=2000, initial_scale=2.0**15,
-                 name="LossScaleOptimizer"):
+    def __init__(
+        self,
+        optimizer,
+        loss_scale="dynamic",
+        growth_steps=2000,
+        initial_scale=2.0**15,
+        name="LossScaleOptimizer",
+    ):
         super().__init__(use_locking=False, name=name)
         self._optimizer = optimizer
         self._dynamic = loss_scale == "dynamic"
         self._growth_steps = int(growth_steps)
         with tf.variable_scope("loss_scale"):
             initial = initial_scale if self._dynamic else float(loss_scale)
-            self.scale = tf.get_variable("scale", initializer=tf.constant(initial, tf.float32),
-                                         trainable=False)
-            self.good_steps = tf.get_variable("good_steps", initializer=tf.constant(0, tf.int64),
-                                              trainable=False)
-            self.skipped_steps = tf.get_variable("skipped_steps", initializer=tf.constant(0, tf.int64),
-                                                 trainable=False)
+            self.scale = tf.get_variable(
+                "scale", initializer=tf.constant(initial, tf.float32), trainable=False
+            )
+            self.good_steps = tf.get_variable(
+                "good_steps", initializer=tf.constant(0, tf.int64), trainable=False
+            )
+            self.skipped_steps = tf.get_variable(
+                "skipped_steps", initializer=tf.constant(0, tf.int64), trainable=False
+            )
         self.last_step_finite = None
 
     def compute_gradients(self, loss, var_list=None, **kwargs):
@@ -92,16 +105,25 @@ class LossScaleOptimizer(tf.train.Optimizer):
             if g is None:
                 out.append((g, v))
             elif isinstance(g, tf.IndexedSlices):
-                out.append((tf.IndexedSlices(g.values * tf.cast(inv, g.values.dtype), g.indices,
-                                             g.dense_shape), v))
+                out.append(
+                    (
+                        tf.IndexedSlices(
+                            g.values * tf.cast(inv, g.values.dtype), g.indices, g.dense_shape
+                        ),
+                        v,
+                    )
+                )
             else:
                 out.append((g * tf.cast(inv, g.dtype), v))
         return out
 
     def apply_gradients(self, grads_and_vars, global_step=None, name=None):
         grads_and_vars = list(grads_and_vars)
-        grads = [g.values if isinstance(g, tf.IndexedSlices) else g
-                 for g, _ in grads_and_vars if g is not None]
+        grads = [
+            g.values if isinstance(g, tf.IndexedSlices) else g
+            for g, _ in grads_and_vars
+            if g is not None
+        ]
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
         self.last_step_finite = finite
 
@@ -128,9 +150,14 @@ class LossScaleOptimizer(tf.train.Optimizer):
         new_scale = tf.where(
             finite, tf.where(grow, self.scale * 2.0, self.scale), tf.maximum(self.scale * 0.5, 1.0)
         )
-        new_good = tf.where(tf.logical_and(finite, tf.logical_not(grow)), self.good_steps + 1,
-                            tf.zeros_like(self.good_steps))
-        return tf.group(skipped, tf.assign(self.scale, new_scale), tf.assign(self.good_steps, new_good))
+        new_good = tf.where(
+            tf.logical_and(finite, tf.logical_not(grow)),
+            self.good_steps + 1,
+            tf.zeros_like(self.good_steps),
+        )
+        return tf.group(
+            skipped, tf.assign(self.scale, new_scale), tf.assign(self.good_steps, new_good)
+        )
 
     # Optimizer API needed by slim / the hooks.
     def get_slot(self, *args, **kwargs):

@@ -3,8 +3,9 @@
 from slim_compat import tf
 
 
-def build_train_op(loss, optimizer, global_step, var_list, max_gradient_norm=None,
-                   moving_average_decay=None):
+def build_train_op(
+    loss, optimizer, global_step, var_list, max_gradient_norm=None, moving_average_decay=None
+):
     """Builds one optimizer step.
 
     Args:
@@ -24,7 +25,9 @@ def build_train_op(loss, optimizer, global_step, var_list, max_gradient_norm=Non
     grads_and_vars = optimizer.compute_gradients(loss, var_list=var_list)
     missing = [v.op.name for g, v in grads_and_vars if g is None]
     if missing:
-        tf.logging.warning("No gradient for %d variable(s): %s", len(missing), ", ".join(missing[:10]))
+        tf.logging.warning(
+            "No gradient for %d variable(s): %s", len(missing), ", ".join(missing[:10])
+        )
     grads_and_vars = [(g, v) for g, v in grads_and_vars if g is not None]
     if max_gradient_norm:
         grads, variables = zip(*grads_and_vars)

@@ -1,0 +1,211 @@
+"""Horovod data-parallel training, launched for real with mpirun and horovodrun on this CPU.
+
+Each test starts 2 ranks of tests/training/horovod_driver.py, which runs the real
+train_image_classifiers.train() and saves every rank's weights at the start (after
+init / restore / broadcast) and at the end. Every launch has a time bound, so a rank that
+waits forever in an allreduce fails the test instead of hanging it.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.horovod]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DRIVER = os.path.join(ROOT, "tests", "training", "horovod_driver.py")
+BIN = os.path.dirname(sys.executable)
+LAUNCH_TIMEOUT = 400  # seconds; two TF processes on 2 busy cores start in ~30-60 s
+
+# lenet without dropout, no shuffle, no lr scaling: 2 ranks x batch B must equal 1 x 2B.
+EXACT = [
+    "--model_name=lenet",
+    "--num_classes=10",
+    "--dropout_keep_prob=1.0",
+    "--shuffle_buffer_size=1",
+    "--optimizer=sgd",
+    "--learning_rate=0.003",
+    "--learning_rate_decay_type=fixed",
+    "--lr_scaling=none",
+    "--log_every_n_steps=1",
+]
+
+
+def launch(out_dir, flags, np_=2, launcher="mpirun"):
+    os.makedirs(out_dir, exist_ok=True)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+    if launcher == "mpirun":
+        cmd = [
+            "mpirun",
+            "--allow-run-as-root",
+            "--oversubscribe",
+            "-np",
+            str(np_),
+            "-x",
+            "TF_CPP_MIN_LOG_LEVEL",
+            "-x",
+            "PYTHONPATH",
+        ]
+    elif launcher == "horovodrun":
+        cmd = [os.path.join(BIN, "horovodrun"), "--gloo", "-np", str(np_), "-H", f"localhost:{np_}"]
+    else:
+        cmd = []
+    cmd += [sys.executable, DRIVER, out_dir] + flags
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT
+    )
+    assert proc.returncode == 0, f"{launcher} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    ranks = []
+    for r in range(np_):
+        with open(os.path.join(out_dir, f"rank{r}.json")) as f:
+            info = json.load(f)
+        info["weights"] = dict(np.load(os.path.join(out_dir, f"rank{r}.npz")))
+        ranks.append(info)
+    return ranks, proc
+
+
+def assert_same_weights(a, b, rtol=0.0, atol=0.0):
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=rtol, atol=atol, err_msg=k)
+
+
+def checkpoint_files(d):
+    return (
+        sorted(f for f in os.listdir(d) if f.startswith("model.ckpt")) if os.path.isdir(d) else []
+    )
+
+
+def test_mpirun_two_ranks_match_one_process_with_double_batch(tmp_path):
+    steps = 5
+    two, _ = launch(
+        str(tmp_path / "two"),
+        EXACT
+        + ["--batch_size=4", f"--stop_at_step={steps}", f"--train_dir={tmp_path}/two/rank{{rank}}"],
+    )
+    one, _ = launch(
+        str(tmp_path / "one"),
+        EXACT + ["--batch_size=8", f"--stop_at_step={steps}", f"--train_dir={tmp_path}/one/rank0"],
+        np_=1,
+        launcher="none",
+    )
+
+    assert [r["size"] for r in two] == [2, 2] and one[0]["size"] == 1
+    # Both ranks end with bit-identical weights (allreduced gradients, same update).
+    assert_same_weights(two[0]["weights"], two[1]["weights"])
+    # ... equal to one process on the union of their batches, up to float32 summation order.
+    assert_same_weights(two[0]["weights"], one[0]["weights"], rtol=1e-4, atol=1e-6)
+    # The logged loss is the mean over ranks: the same as the single process's, step by step.
+    assert list(two[0]["losses"]) == [str(s) for s in range(1, steps + 1)]
+    for step, loss in one[0]["losses"].items():
+        assert two[0]["losses"][step] == pytest.approx(loss, rel=1e-4)
+        assert two[1]["losses"][step] == two[0]["losses"][step]
+    # Only rank 0 wrote checkpoints.
+    assert checkpoint_files(str(tmp_path / "two" / "rank0"))
+    assert checkpoint_files(str(tmp_path / "two" / "rank1")) == []
+    assert two[1]["checkpoint"] is None
+
+
+def test_horovodrun_gloo_two_ranks_identical_weights(tmp_path):
+    ranks, _ = launch(
+        str(tmp_path / "g"),
+        EXACT + ["--batch_size=4", "--stop_at_step=3", f"--train_dir={tmp_path}/g/rank{{rank}}"],
+        launcher="horovodrun",
+    )
+    assert [r["size"] for r in ranks] == [2, 2]
+    assert_same_weights(ranks[0]["weights"], ranks[1]["weights"])
+    start = {k: v for k, v in ranks[0]["weights"].items() if k.startswith("start/")}
+    end = {
+        k.replace("end/", "start/"): v
+        for k, v in ranks[0]["weights"].items()
+        if k.startswith("end/")
+    }
+    assert any(not np.array_equal(start[k], end[k]) for k in start)  # it did train
+
+
+def test_resume_and_finetune_start_every_rank_from_restored_weights(tmp_path):
+    from slim_compat import tf
+
+    train_dir = str(tmp_path / "r" / "train")
+    # Rank 0 writes checkpoint 3 into the shared train_dir.
+    launch(
+        str(tmp_path / "r1"),
+        EXACT + ["--batch_size=4", "--stop_at_step=3", f"--train_dir={train_dir}"],
+    )
+    reader = tf.train.NewCheckpointReader(tf.train.latest_checkpoint(train_dir))
+    saved = {
+        k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map() if k.startswith("LeNet")
+    }
+
+    # Resume on 2 ranks: both start from checkpoint 3 and go on to step 5.
+    resumed, _ = launch(
+        str(tmp_path / "r2"),
+        EXACT + ["--batch_size=4", "--stop_at_step=5", f"--train_dir={train_dir}"],
+    )
+    for r in resumed:
+        assert sorted(r["losses"]) == ["4", "5"]
+        assert_same_weights({k: r["weights"][f"start/{k}"] for k in saved}, saved)
+
+    # Finetune 10 -> 5 classes on 2 ranks: restored body and the broadcast new head agree.
+    tuned, _ = launch(
+        str(tmp_path / "ft"),
+        EXACT[:1]
+        + ["--num_classes=5"]
+        + EXACT[2:]
+        + [
+            "--batch_size=4",
+            "--stop_at_step=2",
+            "--task_type=finetune",
+            f"--model_dir={train_dir}",
+            "--ckpt_file_name=model.ckpt-3",
+            "--checkpoint_exclude_scopes=LeNet/fc4",
+            f"--train_dir={tmp_path}/ft/rank{{rank}}",
+        ],
+    )
+    starts = [{k[6:]: v for k, v in r["weights"].items() if k.startswith("start/")} for r in tuned]
+    assert_same_weights(starts[0], starts[1])
+    assert starts[0]["LeNet/fc4/weights"].shape == (1024, 5)
+    for k in saved:
+        if not k.startswith("LeNet/fc4"):
+            np.testing.assert_array_equal(starts[1][k], saved[k], err_msg=k)
+
+
+def test_uneven_files_and_split_never_hang_and_count_each_example_once(
+    tmp_path, write_mnist_records
+):
+    # 3 train files for 2 ranks (example sharding), and a 37-example test split in 3 files.
+    data = write_mnist_records({"train": 60, "test": 37}, num_shards=3)
+    ranks, proc = launch(
+        str(tmp_path / "u"),
+        [
+            "--model_name=lenet",
+            "--dataset_name=mnist",
+            f"--dataset_dir={data}",
+            "--batch_size=8",
+            "--stop_at_step=12",
+            "--eval_every_n_steps=6",
+            "--eval_split_name=test",
+            "--eval_batch_size=8",
+            "--learning_rate=0.003",
+            "--log_every_n_steps=4",
+            f"--train_dir={tmp_path}/u/rank{{rank}}",
+        ],
+    )
+    assert "do not divide among 2 ranks" in proc.stderr  # the chosen scheme is logged
+    for r in ranks:
+        assert [s for s, _ in r["eval"]] == [6, 12]
+        # Ranks read 19 and 18 examples; the allreduced count is the whole split, once.
+        assert all(m["count"] == 37 for _, m in r["eval"])
+    assert ranks[0]["eval"] == ranks[1]["eval"]
+    assert_same_weights(ranks[0]["weights"], ranks[1]["weights"])
+
+
+@pytest.fixture(autouse=True)
+def _need_launchers():
+    if shutil.which("mpirun") is None:
+        pytest.fail("mpirun is not installed: scripts/setup.sh installs openmpi-bin")
