@@ -11,7 +11,14 @@ import os
 from slim_compat import tf
 
 # Environment variables that a launcher sets for every rank it starts.
-_LAUNCHER_SIZE_VARS = ("HOROVOD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE")
+# SLURM_STEP_NUM_TASKS is set by srun for its job step (not in the batch script itself).
+_LAUNCHER_SIZE_VARS = (
+    "HOROVOD_SIZE",
+    "OMPI_COMM_WORLD_SIZE",
+    "PMI_SIZE",
+    "PMIX_SIZE",
+    "SLURM_STEP_NUM_TASKS",
+)
 
 
 def launched_size():
