@@ -82,6 +82,19 @@ def decode_image(encoded, image_format, height, width, channels):
     return image
 
 
+def parse_features(serialized_example):
+    """The raw features of one example: encoded bytes, format, label, height, width."""
+    return tf.io.parse_single_example(serialized_example, _feature_spec())
+
+
+def is_jpeg(encoded, image_format):
+    """True for JPEG bytes (by their magic number, whatever 'image/format' says) not stored raw."""
+    return tf.logical_and(
+        tf.not_equal(image_format, FORMAT_RAW),
+        tf.equal(tf.strings.substr(encoded, 0, 3), b"\xff\xd8\xff"),
+    )
+
+
 def parse_example(serialized_example, channels):
     """Parses one serialized TF-Slim image example.
 

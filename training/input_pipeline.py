@@ -10,7 +10,7 @@ keeps the last partial batch, so each example of the split is counted exactly on
 
 import collections
 
-from datasets import mock
+from datasets import dataset_factory, mock, tfrecord_format
 from preprocessing import preprocessing_factory
 from slim_compat import tf
 
@@ -79,6 +79,7 @@ def build_dataset(
     num_parallel_batches=None,
     prefetch_buffer_size=None,
     use_caching=False,
+    fused_jpeg_decode=True,
 ):
     """Builds the batched dataset of one rank.
 
@@ -96,6 +97,9 @@ def build_dataset(
         labels_offset: subtracted from every label.
         shuffle_buffer_size, num_readers, num_preprocessing_threads, num_parallel_batches,
         prefetch_buffer_size, use_caching: the input-pipeline knobs (None = AUTOTUNE).
+        fused_jpeg_decode: at training time, for a preprocessing that has a fused JPEG path
+            (inception), decode only the sampled crop of each JPEG record
+            (tf.image.decode_and_crop_jpeg); other records are decoded whole.
 
     Returns:
         (dataset of (images float32 [B, H, W, C], labels int64 [B]), ShardPlan or None for mock).
@@ -104,6 +108,9 @@ def build_dataset(
         preprocessing_name, is_training=is_training
     )
     parallel = num_preprocessing_threads or AUTOTUNE
+    fused = None
+    if is_training and fused_jpeg_decode and not spec.synthetic:
+        fused = preprocessing_factory.get_jpeg_preprocessing(preprocessing_name, is_training=True)
 
     if spec.synthetic:
         data_channels = channels or 3
@@ -116,9 +123,9 @@ def build_dataset(
             ds = ds.shard(size, rank)
     else:
         plan = shard_files_by_rank(spec.files, rank, size)
-        ds = _records(plan, rank, size, is_training, num_readers, seed).map(
-            spec.parse_fn, num_parallel_calls=parallel
-        )
+        ds = _records(plan, rank, size, is_training, num_readers, seed)
+        if not fused:
+            ds = ds.map(spec.parse_fn, num_parallel_calls=parallel)
 
     if use_caching:
         ds = ds.cache()
@@ -134,7 +141,39 @@ def build_dataset(
         image = preprocess(image, image_size, image_size)
         return tf.cast(image, tf.float32), tf.cast(label, tf.int64) - labels_offset
 
-    ds = ds.map(process, num_parallel_calls=num_parallel_batches or parallel)
+    if fused:
+        data_channels = dataset_factory.DATASETS[spec.name].CHANNELS
+
+        @tf.autograph.experimental.do_not_convert
+        def process_record(serialized):
+            features = tfrecord_format.parse_features(serialized)
+            encoded = features[tfrecord_format.KEY_ENCODED]
+
+            def fused_decode():
+                # decode_and_crop_jpeg converts grey <-> RGB itself.
+                return fused(encoded, image_size, image_size, channels=channels or data_channels)
+
+            def whole_decode():
+                image = tfrecord_format.decode_image(
+                    encoded,
+                    features[tfrecord_format.KEY_FORMAT],
+                    features[tfrecord_format.KEY_HEIGHT],
+                    features[tfrecord_format.KEY_WIDTH],
+                    data_channels,
+                )
+                return process(image, 0)[0]
+
+            image = tf.cond(
+                tfrecord_format.is_jpeg(encoded, features[tfrecord_format.KEY_FORMAT]),
+                fused_decode,
+                whole_decode,
+            )
+            label = features[tfrecord_format.KEY_LABEL]
+            return tf.cast(image, tf.float32), tf.cast(label, tf.int64) - labels_offset
+
+        ds = ds.map(process_record, num_parallel_calls=num_parallel_batches or parallel)
+    else:
+        ds = ds.map(process, num_parallel_calls=num_parallel_batches or parallel)
     ds = ds.batch(batch_size, drop_remainder=is_training)
     ds = ds.prefetch(prefetch_buffer_size or AUTOTUNE)
     return ds, plan
