@@ -1,0 +1,87 @@
+"""End-to-end tests of eval_image_classifiers.py on a tiny lenet trained on tiny MNIST records."""
+
+import json
+import os
+
+import pytest
+
+TRAIN = dict(
+    model_name="lenet",
+    dataset_name="mnist",
+    batch_size=20,
+    learning_rate=0.01,
+    log_every_n_steps=10,
+    save_summaries_steps=1000,
+    eval_split_name="test",
+    eval_batch_size=8,
+)
+EVAL = dict(model_name="lenet", dataset_name="mnist", eval_split_name="test", eval_batch_size=8)
+
+
+@pytest.mark.slow  # trains for 20 steps and builds the eval graph three times
+def test_one_shot_and_follow_match_the_in_training_eval(
+    train, evaluate, write_mnist_records, tmp_path, capsys
+):
+    dataset_dir = write_mnist_records({"train": 100, "test": 37})
+    train_dir = str(tmp_path / "run")
+    result = train(
+        **TRAIN,
+        dataset_dir=dataset_dir,
+        train_dir=train_dir,
+        stop_at_step=20,
+        eval_every_n_steps=10,
+        save_checkpoints_steps=10,
+    )
+    in_training = dict(result["eval"])
+    assert sorted(in_training) == [10, 20]
+    assert result["checkpoint"] == os.path.join(train_dir, "model.ckpt-20")
+    capsys.readouterr()
+
+    # A directory: its latest checkpoint, over every example of the split once.
+    latest = evaluate(**EVAL, dataset_dir=dataset_dir, checkpoint_path=train_dir)
+    assert latest["count"] == 37  # 4 batches of 8 and a partial batch of 5
+    for key in ("top1", "top5"):
+        assert 0.0 <= latest[key] <= 1.0
+        assert latest[key] == in_training[20][key]  # same weights, same examples
+    assert latest["top5"] >= latest["top1"]
+    assert latest["loss"] == pytest.approx(in_training[20]["loss"], rel=1e-4)
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["checkpoint"] == result["checkpoint"] and printed["step"] == 20
+    assert printed["count"] == 37 and printed["top1"] == latest["top1"]
+
+    # A file prefix: that checkpoint, not the latest.
+    earlier = evaluate(
+        **EVAL, dataset_dir=dataset_dir, checkpoint_path=os.path.join(train_dir, "model.ckpt-10")
+    )
+    assert earlier["count"] == 37
+    assert earlier["top1"] == in_training[10]["top1"]
+    assert earlier["loss"] == pytest.approx(in_training[10]["loss"], rel=1e-4)
+    assert earlier["loss"] != latest["loss"]  # really a different checkpoint
+
+    # --follow: evaluates what is there, then gives up after the timeout and returns a list.
+    followed = evaluate(
+        **EVAL,
+        dataset_dir=dataset_dir,
+        checkpoint_path=train_dir,
+        follow=True,
+        eval_timeout_secs=2,
+    )
+    assert isinstance(followed, list) and len(followed) >= 1
+    assert followed[-1] == latest
+
+
+def test_missing_checkpoint_is_named(evaluate, write_mnist_records, tmp_path):
+    dataset_dir = write_mnist_records({"test": 5})
+    missing = str(tmp_path / "nowhere" / "model.ckpt-5")
+    with pytest.raises(FileNotFoundError, match=missing):
+        evaluate(**EVAL, dataset_dir=dataset_dir, checkpoint_path=missing)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match=f"No checkpoint in directory.*{empty}"):
+        evaluate(**EVAL, dataset_dir=dataset_dir, checkpoint_path=str(empty))
+
+
+def test_follow_needs_a_directory(evaluate, tmp_path):
+    prefix = str(tmp_path / "model.ckpt-3")
+    with pytest.raises(ValueError, match=f"--follow.*{prefix}"):
+        evaluate(**EVAL, dataset_dir=str(tmp_path), checkpoint_path=prefix, follow=True)
