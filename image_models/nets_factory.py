@@ -22,6 +22,8 @@ from tf_slim.nets import alexnet, inception, overfeat, resnet_v1, resnet_v2, vgg
 from image_models import cifarnet, lenet
 from image_models import inception_resnet_v2, inception_v4
 from image_models import mobilenet_v1
+from image_models import mobilenet_v2
+from image_models import mobilenet_v3
 
 NetworkEntry = collections.namedtuple(
     "NetworkEntry", ["fn", "arg_scope", "image_size", "preprocessing", "aux_loss_weight"]
@@ -154,6 +156,33 @@ NETWORKS = {
     ),
     "mobilenet_v1_025": NetworkEntry(
         mobilenet_v1.mobilenet_v1_025, mobilenet_v1.mobilenet_v1_arg_scope, 224, "inception"
+    ),
+    "mobilenet_v2": NetworkEntry(
+        mobilenet_v2.mobilenet_v2, mobilenet_v2.mobilenet_v2_arg_scope, 224, "inception"
+    ),
+    "mobilenet_v2_140": NetworkEntry(
+        mobilenet_v2.mobilenet_v2_140, mobilenet_v2.mobilenet_v2_arg_scope, 224, "inception"
+    ),
+    "mobilenet_v2_035": NetworkEntry(
+        mobilenet_v2.mobilenet_v2_035, mobilenet_v2.mobilenet_v2_arg_scope, 224, "inception"
+    ),
+    "mobilenet_v3_small": NetworkEntry(
+        mobilenet_v3.mobilenet_v3_small, mobilenet_v3.mobilenet_v3_arg_scope, 224, "inception"
+    ),
+    "mobilenet_v3_large": NetworkEntry(
+        mobilenet_v3.mobilenet_v3_large, mobilenet_v3.mobilenet_v3_arg_scope, 224, "inception"
+    ),
+    "mobilenet_v3_small_minimalistic": NetworkEntry(
+        mobilenet_v3.mobilenet_v3_small_minimalistic,
+        mobilenet_v3.mobilenet_v3_arg_scope,
+        224,
+        "inception",
+    ),
+    "mobilenet_v3_large_minimalistic": NetworkEntry(
+        mobilenet_v3.mobilenet_v3_large_minimalistic,
+        mobilenet_v3.mobilenet_v3_arg_scope,
+        224,
+        "inception",
     ),
 }
 
