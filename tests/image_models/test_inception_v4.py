@@ -45,6 +45,7 @@ def test_builds_with_gradients_for_every_variable_and_finite_logits(graph):
     assert np.all(np.isfinite(logit_values)) and np.all(np.isfinite(aux_values))
 
 
+@pytest.mark.slow  # builds the full 299 px graph (module fixture)
 def test_parameter_count_matches_published_figure(full_size_variables):
     trainable, _ = full_size_variables
     # Published: 42.7 M parameters (timm model card "inception_v4.tf_in1k", the TF-Slim
@@ -52,6 +53,7 @@ def test_parameter_count_matches_published_figure(full_size_variables):
     assert _trainable_count(trainable) == pytest.approx(42.7e6, rel=0.01)
 
 
+@pytest.mark.slow  # builds the full 299 px graph (module fixture)
 def test_scope_names_of_first_and_last_layers_match_tf_slim(full_size_variables):
     trainable, all_variables = full_size_variables
     names = [v.name for v in all_variables]
