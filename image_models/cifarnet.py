@@ -13,6 +13,12 @@ Typical use:
 from slim_compat import slim, tf
 
 
+def _lrn(net, name):
+    """Local response normalisation, computed in fp32 (there is no bf16 LRN kernel on CPU)."""
+    out = tf.nn.lrn(tf.cast(net, tf.float32), 4, bias=1.0, alpha=0.001 / 9.0, beta=0.75, name=name)
+    return tf.cast(out, net.dtype)
+
+
 def cifarnet(images, num_classes=10, is_training=False, dropout_keep_prob=0.5, scope="CifarNet"):
     """Builds CifarNet.
 
@@ -30,9 +36,9 @@ def cifarnet(images, num_classes=10, is_training=False, dropout_keep_prob=0.5, s
     with tf.variable_scope(scope, "CifarNet", [images]):
         net = end_points["conv1"] = slim.conv2d(images, 64, [5, 5], scope="conv1")
         net = end_points["pool1"] = slim.max_pool2d(net, [3, 3], 2, scope="pool1", padding="SAME")
-        net = tf.nn.lrn(net, 4, bias=1.0, alpha=0.001 / 9.0, beta=0.75, name="norm1")
+        net = _lrn(net, "norm1")
         net = end_points["conv2"] = slim.conv2d(net, 64, [5, 5], scope="conv2")
-        net = tf.nn.lrn(net, 4, bias=1.0, alpha=0.001 / 9.0, beta=0.75, name="norm2")
+        net = _lrn(net, "norm2")
         net = end_points["pool2"] = slim.max_pool2d(net, [3, 3], 2, scope="pool2", padding="SAME")
         net = slim.flatten(net)
         end_points["Flatten"] = net

@@ -230,3 +230,30 @@ def test_eval_during_training_logs_accuracy(train, tmp_path, write_mnist_records
     for _, metrics in result["eval"]:
         assert metrics["count"] == 37  # 4 full batches of 8 + a partial batch of 5
     assert result["eval"][-1][1]["top1"] > 0.8  # the band position gives the label away
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_with_fp32_master_weights(train, tmp_path, precision):
+    d = str(tmp_path / precision)
+    result = train(
+        **dict(TINY, model_name="cifarnet", batch_size=8),
+        precision=precision,
+        stop_at_step=12,
+        learning_rate=0.01,
+        weight_decay=0.0,
+        train_dir=d,
+    )
+    values = checkpoint_values(result["checkpoint"])
+    assert values["CifarNet/conv1/weights"].dtype == np.float32
+    assert values["CifarNet/logits/weights"].dtype == np.float32
+    losses = [v["loss"] for _, v in result["log"]]
+    assert all(np.isfinite(losses)) and np.mean(losses[-3:]) < np.mean(losses[:3])
+    if precision == "fp16":
+        # Dynamic loss scaling: the scale is logged and checkpointed with the run.
+        assert all("loss_scale" in v and "skipped_steps" in v for _, v in result["log"])
+        assert values["loss_scale/scale"] > 0
+
+
+def test_use_fp16_alias_selects_fp16(train, tmp_path):
+    result = train(**TINY, use_fp16=True, stop_at_step=2, train_dir=str(tmp_path / "alias"))
+    assert "loss_scale" in result["log"][-1][1]
