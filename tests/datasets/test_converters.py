@@ -1,15 +1,15 @@
 """Tests of the converters: raw files in their published formats -> tfrecords -> dataset_factory.
 
 Each test writes its own small input in the real format (gzip idx files, CIFAR pickles in
-a tar.gz, folders of JPEG / PNG files, the flowers .tgz), converts it and reads the
-records back through dataset_factory.get_dataset(...).parse_fn.
+a tar.gz, folders of JPEG / PNG files, the flowers .tgz; the writers are fixtures in
+conftest.py), converts it and reads the records back through
+dataset_factory.get_dataset(...).parse_fn.
 """
 
 import gzip
 import io
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -80,24 +80,6 @@ def _assert_nothing_written(directory):
     assert leftovers == []
 
 
-def _random_pixels(rng, height, width, channels):
-    return rng.randint(0, 256, size=(height, width, channels), dtype=np.uint8)
-
-
-def _smooth_pixels(seed, height, width):
-    """A smooth color image (JPEG keeps it within a few levels), distinct per seed."""
-    ys, xs = np.mgrid[0:height, 0:width]
-    base = np.random.RandomState(seed).randint(0, 150, size=3)
-    return np.stack([base[0] + ys * 3, base[1] + xs * 3, base[2] + (ys + xs)], axis=-1).astype(
-        np.uint8
-    )
-
-
-def _save_image(path, pixels, image_format):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    Image.fromarray(pixels).save(path, format=image_format, quality=95)
-
-
 def _match(image, candidates, tolerance):
     """Index of the candidate the decoded image equals (mean abs difference <= tolerance)."""
     errors = [
@@ -113,28 +95,8 @@ def _match(image, candidates, tolerance):
 # MNIST (idx .gz files).
 
 
-def _write_idx_gz(path, array, magic):
-    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
-def _write_mnist_source(directory, sizes=(("train", 5), ("test", 3)), seed=0):
-    os.makedirs(directory, exist_ok=True)
-    rng = np.random.RandomState(seed)
-    arrays = {}
-    for split, count in sizes:
-        images = rng.randint(0, 256, size=(count, 28, 28), dtype=np.uint8)
-        labels = rng.randint(0, 10, size=count).astype(np.uint8)
-        images_name, labels_name = download_and_convert_mnist.IDX_FILENAMES[split]
-        _write_idx_gz(os.path.join(directory, images_name), images, 2051)
-        _write_idx_gz(os.path.join(directory, labels_name), labels, 2049)
-        arrays[split] = (images, labels)
-    return arrays
-
-
-def test_mnist_idx_files_round_trip(tmp_path):
-    arrays = _write_mnist_source(str(tmp_path / "raw"))
+def test_mnist_idx_files_round_trip(tmp_path, write_mnist_source):
+    arrays = write_mnist_source(str(tmp_path / "raw"))
     out = tmp_path / "mnist"
     split_sizes, skipped = download_and_convert_mnist.convert(
         str(out), source=str(tmp_path / "raw"), num_shards=2, num_workers=1
@@ -158,8 +120,8 @@ def test_mnist_idx_files_round_trip(tmp_path):
         np.testing.assert_array_equal(np.stack(got_images), images[..., None])
 
 
-def test_mnist_truncated_gzip_is_reported_and_nothing_written(tmp_path):
-    _write_mnist_source(str(tmp_path))
+def test_mnist_truncated_gzip_is_reported_and_nothing_written(tmp_path, write_mnist_source):
+    write_mnist_source(str(tmp_path))
     path = tmp_path / "train-images-idx3-ubyte.gz"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -168,8 +130,8 @@ def test_mnist_truncated_gzip_is_reported_and_nothing_written(tmp_path):
     _assert_nothing_written(str(tmp_path))
 
 
-def test_mnist_short_payload_and_missing_file(tmp_path):
-    _write_mnist_source(str(tmp_path))
+def test_mnist_short_payload_and_missing_file(tmp_path, write_mnist_source):
+    write_mnist_source(str(tmp_path))
     # A complete gzip whose idx header promises more pixels than it holds.
     with gzip.open(tmp_path / "t10k-images-idx3-ubyte.gz", "wb") as f:
         f.write((2051).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (3, 28, 28)))
@@ -186,47 +148,10 @@ def test_mnist_short_payload_and_missing_file(tmp_path):
 # CIFAR (python pickles in a tar.gz).
 
 
-def _add_pickle(tar, member, obj):
-    data = pickle.dumps(obj, protocol=2)
-    info = tarfile.TarInfo(member)
-    info.size = len(data)
-    tar.addfile(info, io.BytesIO(data))
-
-
-def _write_cifar_archive(path, name, seed=0):
-    """A small archive in the published layout; returns (class names, {split: (HWC images, labels)})."""
-    rng = np.random.RandomState(seed)
-    layout = download_and_convert_cifar.ARCHIVES[name]
-    names = [f"class_{i}" for i in range(layout["num_classes"])]
-    expected = {}
-    with tarfile.open(path, "w:gz") as tar:
-        meta = {layout["names_key"].encode(): [n.encode() for n in names]}
-        if name == "cifar100":
-            meta[b"coarse_label_names"] = [b"coarse_0"]
-        _add_pickle(tar, f"{layout['folder']}/{layout['meta']}", meta)
-        for split, members in layout["splits"].items():
-            all_images, all_labels = [], []
-            for member in members:
-                images = rng.randint(0, 256, size=(2, 32, 32, 3), dtype=np.uint8)
-                labels = rng.randint(0, len(names), size=2).tolist()
-                batch = {
-                    b"data": images.transpose(0, 3, 1, 2).reshape(2, 3072),  # channel-major
-                    layout["labels_key"].encode(): labels,
-                    b"batch_label": member.encode(),
-                }
-                if name == "cifar100":
-                    batch[b"coarse_labels"] = [0, 0]
-                _add_pickle(tar, f"{layout['folder']}/{member}", batch)
-                all_images.append(images)
-                all_labels.extend(labels)
-            expected[split] = (np.concatenate(all_images), all_labels)
-    return names, expected
-
-
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
-def test_cifar_archive_round_trip(tmp_path, name):
+def test_cifar_archive_round_trip(tmp_path, name, write_cifar_archive):
     archive = tmp_path / download_and_convert_cifar.ARCHIVES[name]["archive"]
-    names, expected = _write_cifar_archive(str(archive), name)
+    names, expected = write_cifar_archive(str(archive), name)
     out = tmp_path / name
     split_sizes, _ = download_and_convert_data.convert_dataset(
         name, str(out), num_shards=3, source=str(archive), num_workers=1
@@ -240,12 +165,12 @@ def test_cifar_archive_round_trip(tmp_path, name):
         np.testing.assert_array_equal(np.stack(got_images), images)
 
 
-def test_cifar_bad_archives(tmp_path):
+def test_cifar_bad_archives(tmp_path, add_pickle, write_cifar_archive):
     archive = tmp_path / "cifar-10-python.tar.gz"
     with pytest.raises(FileNotFoundError, match="cifar-10-python.tar.gz does not exist"):
         download_and_convert_cifar.convert(str(tmp_path), num_workers=1)
 
-    _write_cifar_archive(str(archive), "cifar10")
+    write_cifar_archive(str(archive), "cifar10")
     data = archive.read_bytes()
     archive.write_bytes(data[: len(data) * 2 // 3])
     with pytest.raises(ValueError, match="is not a complete cifar10 archive"):
@@ -257,54 +182,33 @@ def test_cifar_bad_archives(tmp_path):
             return (os.system, ("echo pwned",))
 
     with tarfile.open(archive, "w:gz") as tar:
-        _add_pickle(tar, "cifar-10-batches-py/batches.meta", Exploit())
+        add_pickle(tar, "cifar-10-batches-py/batches.meta", Exploit())
     with pytest.raises(ValueError, match="refusing to load"):
         download_and_convert_cifar.convert(str(tmp_path), num_workers=1)
 
     # The CIFAR-100 archive given as CIFAR-10.
-    _write_cifar_archive(str(archive), "cifar100")
+    write_cifar_archive(str(archive), "cifar100")
     with pytest.raises(ValueError, match="has no member 'cifar-10-batches-py/batches.meta'"):
         download_and_convert_cifar.convert(str(tmp_path), num_workers=1)
     _assert_nothing_written(str(tmp_path))
 
 
-def test_cifar_duplicate_class_names(tmp_path):
+def test_cifar_duplicate_class_names(tmp_path, add_pickle):
     archive = tmp_path / "cifar-10-python.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
-        _add_pickle(tar, "cifar-10-batches-py/batches.meta", {b"label_names": [b"cat"] * 10})
+        add_pickle(tar, "cifar-10-batches-py/batches.meta", {b"label_names": [b"cat"] * 10})
         for member in ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4"]:
             batch = {b"data": np.zeros((1, 3072), np.uint8), b"labels": [0]}
-            _add_pickle(tar, f"cifar-10-batches-py/{member}", batch)
+            add_pickle(tar, f"cifar-10-batches-py/{member}", batch)
         for member in ["data_batch_5", "test_batch"]:
             batch = {b"data": np.zeros((1, 3072), np.uint8), b"labels": [0]}
-            _add_pickle(tar, f"cifar-10-batches-py/{member}", batch)
+            add_pickle(tar, f"cifar-10-batches-py/{member}", batch)
     with pytest.raises(ValueError, match=r"duplicate class names: \['cat'\]"):
         download_and_convert_cifar.convert(str(tmp_path), num_workers=1)
 
 
 # ---------------------------------------------------------------------------------------
 # Folders of JPEG / PNG files: image_folder, flowers, imagenet.
-
-
-def _write_class_folders(root, classes, per_class, seed=0):
-    """Class folders with alternating PNG (random pixels) and JPEG (smooth) files.
-
-    Returns:
-      [(pixels, label, is_png)] of every image written.
-    """
-    rng = np.random.RandomState(seed)
-    written = []
-    for label, class_name in enumerate(classes):
-        for i in range(per_class):
-            height, width = 10 + i, 12 + label
-            if i % 2 == 0:
-                pixels = _random_pixels(rng, height, width, 3)
-                _save_image(os.path.join(root, class_name, f"img_{i}.png"), pixels, "PNG")
-            else:
-                pixels = _smooth_pixels(label * 100 + i, 16, 16)
-                _save_image(os.path.join(root, class_name, f"img_{i}.jpg"), pixels, "JPEG")
-            written.append((pixels, label, i % 2 == 0))
-    return written
 
 
 def _check_round_trip(images, labels, written):
@@ -322,9 +226,9 @@ def _check_round_trip(images, labels, written):
     assert len(matched) == len(written)
 
 
-def test_image_folder_round_trip_and_split(tmp_path):
+def test_image_folder_round_trip_and_split(tmp_path, write_class_folders):
     source = tmp_path / "photos"
-    written = _write_class_folders(str(source), ["bird", "cat", "dog"], per_class=4)
+    written = write_class_folders(str(source), ["bird", "cat", "dog"], per_class=4)
     out = tmp_path / "records"
     split_sizes, skipped = download_and_convert_image_folder.convert(
         str(out), source=str(source), num_shards=2, num_workers=1, validation_fraction=0.25
@@ -338,9 +242,11 @@ def test_image_folder_round_trip_and_split(tmp_path):
     _check_round_trip(train_images + val_images, train_labels + val_labels, written)
 
 
-def test_image_folder_skips_unreadable_files_or_stops_when_strict(tmp_path, caplog):
+def test_image_folder_skips_unreadable_files_or_stops_when_strict(
+    tmp_path, caplog, write_class_folders
+):
     source = tmp_path / "photos"
-    written = _write_class_folders(str(source), ["a", "b"], per_class=2)
+    written = write_class_folders(str(source), ["a", "b"], per_class=2)
     (source / "a" / "notes.txt").write_text("not an image")
     png = io.BytesIO()
     Image.fromarray(np.zeros((40, 40, 3), np.uint8) + 9).save(png, format="PNG")
@@ -371,17 +277,17 @@ def test_image_folder_skips_unreadable_files_or_stops_when_strict(tmp_path, capl
     _check_round_trip(images, labels, written)
 
 
-def test_image_folder_bad_folders(tmp_path):
+def test_image_folder_bad_folders(tmp_path, write_class_folders):
     with pytest.raises(FileNotFoundError, match="no_such_folder does not exist"):
         download_and_convert_image_folder.convert(
             str(tmp_path / "out"), source=str(tmp_path / "no_such_folder")
         )
     source = tmp_path / "photos"
-    _write_class_folders(str(source), ["cat"], per_class=1)
+    write_class_folders(str(source), ["cat"], per_class=1)
     os.makedirs(source / "dog")
     with pytest.raises(ValueError, match=r"class folder .*dog is empty"):
         download_and_convert_image_folder.convert(str(tmp_path / "out"), source=str(source))
-    _write_class_folders(str(source), ["dog", "Cat"], per_class=1)
+    write_class_folders(str(source), ["dog", "Cat"], per_class=1)
     with pytest.raises(ValueError, match=r"duplicate class names.*'Cat' and 'cat'"):
         download_and_convert_image_folder.convert(str(tmp_path / "out"), source=str(source))
     empty = tmp_path / "empty"
@@ -391,22 +297,8 @@ def test_image_folder_bad_folders(tmp_path):
     assert not os.path.exists(tmp_path / "out")
 
 
-def _write_flowers_tgz(dataset_dir):
-    staging = os.path.join(dataset_dir, "staging")
-    root = os.path.join(staging, "flower_photos")
-    written = _write_class_folders(
-        root, ["daisy", "dandelion", "roses", "sunflowers", "tulips"], per_class=3
-    )
-    with open(os.path.join(root, "LICENSE.txt"), "w") as f:
-        f.write("photos licensed CC-BY\n")
-    archive = os.path.join(dataset_dir, "flower_photos.tgz")
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(root, arcname="flower_photos")
-    return archive, root, written
-
-
-def test_flowers_tgz_round_trip(tmp_path):
-    archive, root, written = _write_flowers_tgz(str(tmp_path))
+def test_flowers_tgz_round_trip(tmp_path, write_flowers_tgz):
+    archive, root, written = write_flowers_tgz(str(tmp_path))
     out = tmp_path / "flowers"
     os.makedirs(out)
     os.replace(archive, out / "flower_photos.tgz")  # the default source: found in dataset_dir
@@ -436,8 +328,8 @@ def test_flowers_tgz_round_trip(tmp_path):
     }
 
 
-def test_flowers_truncated_tgz(tmp_path):
-    archive, _, _ = _write_flowers_tgz(str(tmp_path))
+def test_flowers_truncated_tgz(tmp_path, write_flowers_tgz):
+    archive, _, _ = write_flowers_tgz(str(tmp_path))
     with open(archive, "rb") as f:
         data = f.read()
     out = tmp_path / "flowers"
@@ -448,28 +340,9 @@ def test_flowers_truncated_tgz(tmp_path):
     assert os.listdir(out) == ["flower_photos.tgz"]  # no temp folder, no records
 
 
-def _write_imagenet_source(source):
-    train = _write_class_folders(os.path.join(source, "train"), ["n02", "n01"], per_class=2)
-    rng = np.random.RandomState(7)
-    validation = []
-    for i, wnid in enumerate(["n02", "n01", "n02"]):
-        pixels = _random_pixels(rng, 9, 11, 3)
-        _save_image(os.path.join(source, "validation", f"val_{i:03d}.png"), pixels, "PNG")
-        validation.append((pixels, {"n01": 1, "n02": 2}[wnid], True))
-    with open(os.path.join(source, "validation_labels.txt"), "w") as f:
-        f.write("n02\nn01\nn02\n")  # one wnid per validation file, in sorted name order
-    with open(os.path.join(source, "imagenet_metadata.txt"), "w") as f:
-        f.write("n01\ttench, Tinca tinca\nn02\tgoldfish, Carassius auratus\nn99\tunused\n")
-    with open(os.path.join(source, "imagenet_2012_bounding_boxes.csv"), "w") as f:
-        f.write("val_001.png,0.1,0.2,0.5,0.6\nval_001.png,0.3,0.3,0.9,1.0\n")
-    # Class folders are sorted: n01 -> label 1, n02 -> label 2 (0 is the background).
-    train = [(pixels, {0: 2, 1: 1}[label], is_png) for pixels, label, is_png in train]
-    return train, validation
-
-
-def test_imagenet_round_trip_with_text_and_boxes(tmp_path):
+def test_imagenet_round_trip_with_text_and_boxes(tmp_path, write_imagenet_source):
     source = tmp_path / "raw"
-    train, validation = _write_imagenet_source(str(source))
+    train, validation = write_imagenet_source(str(source))
     out = tmp_path / "imagenet"
     split_sizes, _ = download_and_convert_imagenet.convert(
         str(out), source=str(source), num_shards=2, num_workers=1
@@ -498,9 +371,9 @@ def test_imagenet_round_trip_with_text_and_boxes(tmp_path):
     np.testing.assert_allclose(records[1][2], [[0.2, 0.1, 0.6, 0.5], [0.3, 0.3, 1.0, 0.9]])
 
 
-def test_imagenet_bad_validation_labels(tmp_path):
+def test_imagenet_bad_validation_labels(tmp_path, write_imagenet_source):
     source = tmp_path / "raw"
-    _write_imagenet_source(str(source))
+    write_imagenet_source(str(source))
     (source / "validation_labels.txt").write_text("n02\nn01\n")
     with pytest.raises(ValueError, match="has 2 labels but .*validation has 3 files"):
         download_and_convert_imagenet.convert(str(tmp_path / "out"), source=str(source))
@@ -542,9 +415,9 @@ def test_sklearn_digits_as_mnist(tmp_path):
 # Determinism, resuming, stale output, the command line.
 
 
-def test_rerun_reuses_complete_shards_and_refuses_stale_ones(tmp_path):
+def test_rerun_reuses_complete_shards_and_refuses_stale_ones(tmp_path, write_class_folders):
     source = tmp_path / "photos"
-    _write_class_folders(str(source), ["a", "b"], per_class=3)
+    write_class_folders(str(source), ["a", "b"], per_class=3)
     out = tmp_path / "records"
     download_and_convert_image_folder.convert(str(out), source=str(source), num_workers=1)
     first = _output_files(out)
@@ -591,9 +464,9 @@ def _run_cli(args, env_extra=None, **kwargs):
 
 
 @pytest.mark.slow
-def test_interrupted_conversion_resumes_to_identical_files(tmp_path):
+def test_interrupted_conversion_resumes_to_identical_files(tmp_path, write_class_folders):
     source = tmp_path / "photos"
-    _write_class_folders(str(source), ["a", "b", "c"], per_class=4)
+    write_class_folders(str(source), ["a", "b", "c"], per_class=4)
     reference = tmp_path / "reference"
     download_and_convert_image_folder.convert(
         str(reference), source=str(source), num_shards=4, num_workers=1
