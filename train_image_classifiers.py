@@ -19,17 +19,14 @@ from image_models import nets_factory
 from slim_compat import tf
 from training import (
     checkpoints,
-    classifier,
     distributed,
     evaluation,
     hooks,
     input_pipeline,
-    learning_rates,
-    optimizers,
     precision,
     runtime,
+    train_step,
 )
-from training import train_op as train_op_lib
 
 FLAGS = flags.FLAGS
 
@@ -112,41 +109,27 @@ def train(extra_hooks=()):
         FLAGS.model_name, num_classes, weight_decay=FLAGS.weight_decay, is_training=True
     )
 
-    # ----------------------------------------------------------------- loss_fn
-    net_kwargs = {}
-    if FLAGS.dropout_keep_prob is not None:
-        net_kwargs["dropout_keep_prob"] = FLAGS.dropout_keep_prob
-    logits, end_points = classifier.build_logits(network_fn, images, compute, **net_kwargs)
-    total_loss, cross_entropy = classifier.classification_loss(
-        logits, end_points, labels, num_classes, FLAGS.label_smoothing, entry.aux_loss_weight
+    # ------------------------------------------------------ loss_fn, optimizer
+    # training/train_step.py: the network in its precision, TF-Slim's loss, the optimizer
+    # (Horovod: allreduce, LR scaled by the ranks; loss scaling around it for fp16), the update.
+    # scripts/benchmark.py times this same step.
+    step = train_step.build_train_step(
+        FLAGS,
+        network_fn,
+        images,
+        labels,
+        num_classes,
+        compute,
+        dist,
+        global_step,
+        steps_per_epoch,
+        entry.aux_loss_weight,
     )
-    accuracy = classifier.batch_accuracy(logits, labels)
+    train_op, step_after = step.train_op, step.step_after
+    total_loss, cross_entropy, accuracy = step.total_loss, step.cross_entropy, step.accuracy
+    lr, loss_scale_opt = step.learning_rate, step.loss_scale_optimizer
     if FLAGS.print_model_statistics and dist.is_chief:
         print_model_statistics()
-
-    # --------------------------------------------------------------- optimizer
-    # Horovod: the learning rate scales with the number of ranks (--lr_scaling).
-    lr = learning_rates.configure_learning_rate(FLAGS, global_step, steps_per_epoch, dist.size)
-    optimizer = optimizers.configure_optimizer(FLAGS.optimizer, lr, FLAGS)
-    # Horovod: allreduce the gradients; loss scaling wraps it so all ranks skip together.
-    optimizer = dist.wrap_optimizer(
-        optimizer, FLAGS.gradient_compression, FLAGS.allreduce_op, FLAGS.backward_passes_per_step
-    )
-    loss_scale_opt = None
-    if compute == "fp16":
-        loss_scale_opt = precision.LossScaleOptimizer(
-            optimizer, precision.parse_loss_scale(FLAGS.loss_scale), FLAGS.loss_scale_growth_steps
-        )
-        optimizer = loss_scale_opt
-    var_list = checkpoints.variables_to_train(FLAGS.trainable_scopes)
-    train_op, step_after = train_op_lib.build_train_op(
-        total_loss,
-        optimizer,
-        global_step,
-        var_list,
-        FLAGS.max_gradient_norm,
-        FLAGS.moving_average_decay,
-    )
 
     # ---------------------------------------------------------- restore rules
     init_fn = None
