@@ -384,6 +384,7 @@ with tf.Session() as session:
 """
 
 
+@pytest.mark.slow  # a fresh Python process that imports TensorFlow
 def test_slots_stay_in_the_graph_when_eager_was_disabled_late(tmp_path):
     # The entry points disable eager execution in main(), after TF has started in eager
     # mode; the momentum slots made inside the skip-on-overflow cond must still be graph
