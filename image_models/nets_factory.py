@@ -24,6 +24,7 @@ from image_models import inception_resnet_v2, inception_v4
 from image_models import mobilenet_v1
 from image_models import mobilenet_v2
 from image_models import mobilenet_v3
+from image_models import nasnet, pnasnet
 
 NetworkEntry = collections.namedtuple(
     "NetworkEntry", ["fn", "arg_scope", "image_size", "preprocessing", "aux_loss_weight"]
@@ -183,6 +184,21 @@ NETWORKS = {
         mobilenet_v3.mobilenet_v3_arg_scope,
         224,
         "inception",
+    ),
+    "nasnet_cifar": NetworkEntry(
+        nasnet.nasnet_cifar, nasnet.nasnet_cifar_arg_scope, 32, "inception"
+    ),
+    "nasnet_mobile": NetworkEntry(
+        nasnet.nasnet_mobile, nasnet.nasnet_mobile_arg_scope, 224, "inception"
+    ),
+    "nasnet_large": NetworkEntry(
+        nasnet.nasnet_large, nasnet.nasnet_large_arg_scope, 331, "inception"
+    ),
+    "pnasnet_mobile": NetworkEntry(
+        pnasnet.pnasnet_mobile, pnasnet.pnasnet_mobile_arg_scope, 224, "inception"
+    ),
+    "pnasnet_large": NetworkEntry(
+        pnasnet.pnasnet_large, pnasnet.pnasnet_large_arg_scope, 331, "inception"
     ),
 }
 
