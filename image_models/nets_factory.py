@@ -20,6 +20,7 @@ from slim_compat import slim, tf
 from tf_slim.nets import alexnet, inception, overfeat, resnet_v1, resnet_v2, vgg
 
 from image_models import cifarnet, lenet
+from image_models import cifar_models, mnist_models
 from image_models import inception_resnet_v2, inception_v4
 from image_models import mobilenet_v1
 from image_models import mobilenet_v2
@@ -199,6 +200,37 @@ NETWORKS = {
     ),
     "pnasnet_large": NetworkEntry(
         pnasnet.pnasnet_large, pnasnet.pnasnet_large_arg_scope, 331, "inception"
+    ),
+    # Small MNIST models (28x28 digits).
+    "logistic_regression": NetworkEntry(
+        mnist_models.logistic_regression, mnist_models.logistic_regression_arg_scope, 28, "lenet"
+    ),
+    "mlp": NetworkEntry(mnist_models.mlp, mnist_models.mlp_arg_scope, 28, "lenet"),
+    "cnn3": NetworkEntry(mnist_models.cnn3, mnist_models.cnn3_arg_scope, 28, "lenet"),
+    "alexnet_mnist": NetworkEntry(
+        mnist_models.alexnet_mnist, mnist_models.alexnet_mnist_arg_scope, 28, "lenet"
+    ),
+    "lstm_mnist": NetworkEntry(mnist_models.lstm_mnist, mnist_models.lstm_mnist_arg_scope, 28, "lenet"),
+    "rnn_mnist": NetworkEntry(mnist_models.rnn_mnist, mnist_models.rnn_mnist_arg_scope, 28, "lenet"),
+    # CIFAR layouts of VGG (with batch norm) and ResNet (He et al. 2016, 6n+2 layers).
+    "vgg11_cifar": NetworkEntry(cifar_models.vgg11_cifar, cifar_models.vgg_cifar_arg_scope, 32, "cifarnet"),
+    "vgg13_cifar": NetworkEntry(cifar_models.vgg13_cifar, cifar_models.vgg_cifar_arg_scope, 32, "cifarnet"),
+    "vgg16_cifar": NetworkEntry(cifar_models.vgg16_cifar, cifar_models.vgg_cifar_arg_scope, 32, "cifarnet"),
+    "vgg19_cifar": NetworkEntry(cifar_models.vgg19_cifar, cifar_models.vgg_cifar_arg_scope, 32, "cifarnet"),
+    "resnet20_cifar": NetworkEntry(
+        cifar_models.resnet20_cifar, cifar_models.resnet_cifar_arg_scope, 32, "cifarnet"
+    ),
+    "resnet32_cifar": NetworkEntry(
+        cifar_models.resnet32_cifar, cifar_models.resnet_cifar_arg_scope, 32, "cifarnet"
+    ),
+    "resnet44_cifar": NetworkEntry(
+        cifar_models.resnet44_cifar, cifar_models.resnet_cifar_arg_scope, 32, "cifarnet"
+    ),
+    "resnet56_cifar": NetworkEntry(
+        cifar_models.resnet56_cifar, cifar_models.resnet_cifar_arg_scope, 32, "cifarnet"
+    ),
+    "resnet110_cifar": NetworkEntry(
+        cifar_models.resnet110_cifar, cifar_models.resnet_cifar_arg_scope, 32, "cifarnet"
     ),
 }
 
