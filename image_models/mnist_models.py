@@ -42,7 +42,7 @@ def _classify(net, end_points, num_classes, scope="logits"):
     return logits, end_points
 
 
-def _dense_arg_scope(weight_decay):
+def dense_arg_scope(weight_decay=0.0):
     """ReLU layers with He-normal weights (He et al. 2015), zero biases and L2 weight decay."""
     with slim.arg_scope(
         [slim.conv2d, slim.fully_connected],
@@ -135,7 +135,7 @@ def mlp(images, num_classes=10, is_training=True, dropout_keep_prob=0.8, **kwarg
 
 
 mlp.default_image_size = _MNIST_SIZE
-mlp_arg_scope = _dense_arg_scope
+mlp_arg_scope = dense_arg_scope
 
 
 # ---------------------------------------------------------------------------------------
@@ -199,7 +199,7 @@ def cnn3(images, num_classes=10, is_training=True, dropout_keep_prob=0.5, scope=
 
 
 cnn3.default_image_size = _MNIST_SIZE
-cnn3_arg_scope = _dense_arg_scope
+cnn3_arg_scope = dense_arg_scope
 
 
 def alexnet_mnist(
@@ -232,7 +232,7 @@ def alexnet_mnist(
 
 
 alexnet_mnist.default_image_size = _MNIST_SIZE
-alexnet_mnist_arg_scope = _dense_arg_scope
+alexnet_mnist_arg_scope = dense_arg_scope
 
 
 # ---------------------------------------------------------------------------------------

@@ -131,6 +131,31 @@ def test_logits_are_finite_and_every_variable_gets_a_gradient(graph, name):
     assert np.all(np.isfinite(values)), f"{name} logits are not finite: {values}"
 
 
+# Feature width of the nets whose feature layer is known (the TF-Slim wrappers' choice
+# of end point included): what num_classes=0 must return.
+FEATURE_DEPTH = {
+    "alexnet_v2": 4096,
+    "overfeat": 4096,
+    "vgg_a": 4096,
+    "vgg_16": 4096,
+    "vgg_19": 4096,
+    "inception_v1": 1024,
+    "inception_v2": 1024,
+    "inception_v3": 2048,
+    **{f"resnet_v{v}_{d}": 2048 for v in (1, 2) for d in (50, 101, 152, 200)},
+    "lenet": 1024,
+    "cifarnet": 192,
+    "logistic_regression": 28 * 28,
+    "mlp": 512,
+    "cnn3": 256,
+    "alexnet_mnist": 1024,
+    "lstm_mnist": 128,
+    "rnn_mnist": 128,
+    **{f"vgg{d}_cifar": 512 for d in (11, 13, 16, 19)},
+    **{f"resnet{d}_cifar": 64 for d in (20, 32, 44, 56, 110)},
+}
+
+
 @pytest.mark.parametrize("name", _params(NAMES))
 def test_no_classes_gives_rank2_features_and_no_empty_variables(name):
     # Heavy nets are built once (num_classes=0); None takes the same path in every wrapper.
@@ -141,6 +166,7 @@ def test_no_classes_gives_rank2_features_and_no_empty_variables(name):
             shape = features.shape.as_list()
             assert len(shape) == 2 and shape[0] == BATCH, (name, num_classes, shape)
             assert shape[1] and shape[1] > 0, (name, num_classes, shape)
+            assert shape[1] == FEATURE_DEPTH.get(name, shape[1]), (name, num_classes, shape)
             empty = [v.op.name for v in tf.global_variables() if v.shape.num_elements() == 0]
             assert not empty, f"{name} with num_classes={num_classes} made empty {empty}"
 
@@ -166,7 +192,7 @@ def test_every_entry_is_complete():
 
 
 @functools.lru_cache(maxsize=None)
-def _variable_shapes(name, num_classes, image_size, channels=3):
+def _variable_shapes(name, num_classes, image_size, channels):
     """{variable name: shape} of every global variable of one inference build (cached)."""
     with tf.Graph().as_default():
         images = tf.placeholder(tf.float32, [1, image_size, image_size, channels])
@@ -176,7 +202,7 @@ def _variable_shapes(name, num_classes, image_size, channels=3):
     return shapes, frozenset(trainable)
 
 
-def _parameter_count(name, num_classes, image_size, channels=3):
+def _parameter_count(name, num_classes, image_size, channels):
     shapes, trainable = _variable_shapes(name, num_classes, image_size, channels)
     return sum(int(np.prod(shapes[v])) for v in trainable)
 
@@ -373,7 +399,7 @@ CHECKPOINT_VARIABLES = {
 @pytest.mark.parametrize("name", _params(sorted(CHECKPOINT_VARIABLES)))
 def test_variables_match_tf_slim_published_checkpoint(name):
     num_classes, size, expected = CHECKPOINT_VARIABLES[name]
-    shapes, _ = _variable_shapes(name, num_classes, size)
+    shapes, _ = _variable_shapes(name, num_classes, size, 3)  # same key as the count's
     missing = sorted(set(expected) - set(shapes))
     assert not missing, f"{name} lacks checkpoint variables {missing}"
     wrong = {v: (shapes[v], s) for v, s in expected.items() if shapes[v] != s}
