@@ -1,0 +1,1215 @@
+"""Training throughput of tfzoo beside a Keras 3 peer, with memory, FLOPs utilisation and scaling.
+
+For every model x batch size x precision x input, a fresh worker process builds the REAL
+tfzoo training step (training/train_step.build_train_step: the network in its precision
+under the fp32-master-weight getter, TF-Slim's loss, the momentum optimizer, loss scaling
+for fp16, the update; the same function train_image_classifiers.py calls), runs warm-up
+steps, then times --repeats blocks of --steps steps. Inputs:
+
+* synthetic: one fixed batch held in a variable on the device, no input pipeline;
+* pipeline: the trainer's input pipeline (training/input_pipeline.build_dataset) on the
+  'mock' dataset, which makes and preprocesses every image on the CPU.
+
+Reported per configuration: images per second (median over repeats, min-max), ms per step,
+steps per second, the peak resident memory of the worker process, the model's training
+FLOPs per image (counted by tf.compat.v1.profiler on the training graph), and the model
+FLOPs utilisation (MFU): FLOPs per image x images per second over the throughput of an
+NxN tf.matmul in the same precision, measured in the same run.
+
+The peer: the same architecture as a keras.applications model (ResNet50, MobileNetV2,
+InceptionV3, ...; weights=None), or an equivalent keras.Sequential for lenet and cifarnet,
+trained with model.fit on the same batch (the same stateless random tensor), batch size
+and precision (mixed_bfloat16 / mixed_float16), each side in its own process (Keras 3
+runs eagerly / tf.function, tfzoo in graph mode).
+
+Scaling: the first configuration again under Horovod with 1 and N ranks
+(mpirun --allow-run-as-root --oversubscribe -np N; N = the GPUs of a GPU machine, else
+--scaling_ranks), and the allreduce bandwidth of a --allreduce_mb tensor.
+
+    python scripts/benchmark.py --models=resnet_v1_50,mobilenet_v2,inception_v3,lenet,cifarnet \\
+        --batch_sizes=32 --precisions=fp32,bf16,fp16 --input=synthetic,pipeline \\
+        --output_json=benchmark.json
+
+Prints markdown tables and notes to stdout, progress to stderr. The figures come from one
+run on a possibly shared machine: compare ratios within a run, not machines.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+
+_SCRIPT = os.path.abspath(__file__)
+_REPO_ROOT = os.path.dirname(os.path.dirname(_SCRIPT))
+if __package__ in (None, ""):
+    # Run as a script, Python puts scripts/ first on sys.path; tfzoo's packages live one up.
+    if _REPO_ROOT not in sys.path:
+        sys.path.insert(0, _REPO_ROOT)
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+INPUTS = ("synthetic", "pipeline")
+KERAS_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+# tfzoo model -> keras.applications class of the same architecture (weights=None).
+KERAS_APPLICATIONS = {
+    "resnet_v1_50": "ResNet50",
+    "resnet_v1_101": "ResNet101",
+    "resnet_v1_152": "ResNet152",
+    "resnet_v2_50": "ResNet50V2",
+    "resnet_v2_101": "ResNet101V2",
+    "resnet_v2_152": "ResNet152V2",
+    "inception_v3": "InceptionV3",
+    "inception_resnet_v2": "InceptionResNetV2",
+    "mobilenet_v1": "MobileNet",
+    "mobilenet_v2": "MobileNetV2",
+    "vgg_16": "VGG16",
+    "vgg_19": "VGG19",
+}
+# tfzoo model -> a keras.Sequential with the same layer sizes (built in _keras_small_model).
+KERAS_SEQUENTIAL = {"lenet": "Sequential (LeNet)", "cifarnet": "Sequential (CifarNet)"}
+MOCK_TRAIN_SIZE = 12800  # datasets/mock.py's train split: sets steps_per_epoch, as in training
+SECONDS_PER_MATMUL_PRECISION = 2.0  # time spent timing each matmul precision
+
+
+def keras_peer_name(model):
+    """The Keras peer of a tfzoo model name, or None when there is none."""
+    return KERAS_APPLICATIONS.get(model) or KERAS_SEQUENTIAL.get(model)
+
+
+# ----------------------------------------------------------------------------------- workers
+# Each worker runs in its own process, so its peak memory is its own and graph-mode tfzoo
+# and eager Keras 3 never share a process. A worker gets a JSON config and writes a JSON
+# result file.
+
+
+def _peak_rss_mib():
+    """High-water mark of this process's resident memory (Linux reports KiB), in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _block_stats(block_seconds, steps, images_per_step):
+    """Median and spread over the timed blocks of `steps` steps each."""
+    rates = [steps * images_per_step / s for s in block_seconds]
+    median_seconds = statistics.median(block_seconds)
+    return {
+        "images_per_sec": statistics.median(rates),
+        "images_per_sec_min": min(rates),
+        "images_per_sec_max": max(rates),
+        "ms_per_step": 1000.0 * median_seconds / steps,
+        "steps_per_sec": steps / median_seconds,
+        "block_seconds": block_seconds,
+    }
+
+
+def _synthetic_batch(tf, batch_size, image_size, channels, num_classes, seed=0):
+    """The benchmark batch: images uniform in [-1, 1), labels uniform in [0, num_classes).
+
+    Stateless random ops give the same values in tfzoo's graph and in Keras's eager run.
+    """
+    images = tf.random.stateless_uniform(
+        [batch_size, image_size, image_size, channels], seed=[seed, 1], minval=-1.0, maxval=1.0
+    )
+    labels = tf.random.stateless_uniform(
+        [batch_size], seed=[seed, 2], minval=0, maxval=num_classes, dtype=tf.int64
+    )
+    return images, labels
+
+
+def _parse_tfzoo_flags(cfg, extra=()):
+    """Sets tfzoo's flags (flags.FLAGS) for this worker: defaults plus the config's values."""
+    from absl import flags as absl_flags
+
+    import flags  # noqa: F401  (defines the flags)
+
+    argv = [
+        "benchmark",
+        f"--model_name={cfg['model']}",
+        f"--batch_size={cfg['batch_size']}",
+        f"--precision={cfg['precision']}",
+        f"--num_classes={cfg['num_classes']}",
+        f"--train_image_size={cfg['image_size']}",
+        f"--intra_op_parallelism_threads={cfg.get('threads', 0)}",
+        "--dataset_name=mock",
+    ]
+    absl_flags.FLAGS(argv + list(extra))
+    return absl_flags.FLAGS
+
+
+def _tfzoo_graph(cfg, FLAGS, dist, tf):
+    """Builds the input and the training step of `cfg` in the default graph; returns the TrainStep."""
+    import train_image_classifiers
+    from datasets import dataset_factory
+    from image_models import nets_factory
+    from training import precision, train_step
+
+    compute = precision.resolve_precision(FLAGS.precision)
+    entry = nets_factory.get_entry(cfg["model"])
+    tf.set_random_seed(0)
+    global_step = tf.train.get_or_create_global_step()
+    batch_size = cfg["batch_size"]
+    if cfg["input"] == "synthetic":
+        images, labels = _synthetic_batch(
+            tf, batch_size, cfg["image_size"], cfg["channels"], cfg["num_classes"], seed=dist.rank
+        )
+        # Held in variables: the batch is made once, then every step reads it on the device.
+        local = [tf.GraphKeys.LOCAL_VARIABLES]
+        images = tf.Variable(images, trainable=False, collections=local, name="bench_images")
+        labels = tf.Variable(labels, trainable=False, collections=local, name="bench_labels")
+        images, labels = images.read_value(), labels.read_value()
+        num_samples = MOCK_TRAIN_SIZE
+    else:
+        spec = dataset_factory.get_dataset(
+            "mock", "train", None, None, mock_num_classes=cfg["num_classes"]
+        )
+        # The trainer's own pipeline with its flags (train_image_classifiers.make_dataset).
+        dataset, _ = train_image_classifiers.make_dataset(spec, entry, True, dist, batch_size)
+        images, labels = tf.data.make_one_shot_iterator(dataset).get_next()
+        num_samples = spec.num_samples
+    steps_per_epoch = max(num_samples // (batch_size * dist.size), 1)
+    network_fn = nets_factory.get_network_fn(
+        cfg["model"], cfg["num_classes"], weight_decay=FLAGS.weight_decay, is_training=True
+    )
+    step = train_step.build_train_step(
+        FLAGS,
+        network_fn,
+        images,
+        labels,
+        cfg["num_classes"],
+        compute,
+        dist,
+        global_step,
+        steps_per_epoch,
+        entry.aux_loss_weight,
+    )
+    return step
+
+
+def run_tfzoo_worker(cfg):
+    """Times the tfzoo training step of one configuration (one rank of a Horovod run)."""
+    FLAGS = _parse_tfzoo_flags(cfg)
+    from slim_compat import tf
+    from training import distributed, runtime
+
+    runtime.configure_tf_runtime()
+    tf.logging.set_verbosity(tf.logging.ERROR)
+    # Horovod: initialised when launched by mpirun (or forced for the 1-rank scaling run).
+    dist = distributed.init(FLAGS)
+    with tf.Graph().as_default():
+        step = _tfzoo_graph(cfg, FLAGS, dist, tf)
+        init = tf.group(tf.global_variables_initializer(), tf.local_variables_initializer())
+        # Horovod: every rank starts from rank 0's weights, as in training.
+        broadcast = dist.hvd.broadcast_global_variables(0) if dist.hvd else tf.no_op()
+        rss = tf.placeholder(tf.float32, [])
+        peak_over_ranks = dist.allreduce_max(rss, name="peak_rss_over_ranks")
+        fetches = [step.train_op, step.total_loss]
+        with tf.Session(config=distributed.session_config(dist, FLAGS)) as sess:
+            sess.run(init)
+            sess.run(broadcast)
+            for _ in range(cfg["warmup_steps"]):
+                sess.run(fetches)
+            block_seconds, losses = [], []
+            for _ in range(cfg["repeats"]):
+                start = time.perf_counter()
+                for _ in range(cfg["steps"]):
+                    _, loss = sess.run(fetches)
+                block_seconds.append(time.perf_counter() - start)
+                losses.append(float(loss))
+            peak_rss = float(sess.run(peak_over_ranks, {rss: _peak_rss_mib()}))
+    result = _block_stats(block_seconds, cfg["steps"], cfg["batch_size"] * dist.size)
+    result.update(
+        ranks=dist.size,
+        peak_rss_mib=peak_rss,
+        final_loss=losses[-1],
+        loss_finite=all(math.isfinite(v) for v in losses),
+    )
+    if dist.is_chief:
+        _write_json(cfg["result_file"], result)
+
+
+def count_training_flops(cfg):
+    """Training FLOPs per image of the real training step, counted by tf.compat.v1.profiler.
+
+    The step is built at batch 1 and at batch 2 in fp32 (FLOPs do not depend on the
+    precision) and the two counts are subtracted: what remains is the work of one image,
+    forward and backward, without the batch-independent ops (initialisers, optimizer
+    update, weight decay). The forward pass alone is counted the same way, to check the
+    count against the usual "training = 3 x forward" rule.
+
+    Returns:
+        {"train_flops_per_image": float, "forward_flops_per_image": float}
+    """
+    from slim_compat import tf
+    from training import classifier, distributed
+
+    options = tf.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+
+    def count(batch_size, training):
+        sub = dict(cfg, batch_size=batch_size, input="synthetic", precision="fp32")
+        FLAGS = _parse_tfzoo_flags(sub)
+        with tf.Graph().as_default() as graph:
+            if training:
+                _tfzoo_graph(sub, FLAGS, distributed.Distributed(None), tf)
+            else:
+                from image_models import nets_factory
+
+                images, _ = _synthetic_batch(
+                    tf, batch_size, cfg["image_size"], cfg["channels"], cfg["num_classes"]
+                )
+                network_fn = nets_factory.get_network_fn(
+                    cfg["model"], cfg["num_classes"], is_training=True
+                )
+                classifier.build_logits(network_fn, images, "fp32")
+            return tf.profiler.profile(graph, options=options).total_float_ops
+
+    tf.disable_eager_execution()
+    tf.logging.set_verbosity(tf.logging.ERROR)
+    return {
+        "train_flops_per_image": float(count(2, True) - count(1, True)),
+        "forward_flops_per_image": float(count(2, False) - count(1, False)),
+    }
+
+
+def _keras_small_model(keras, tf, model, input_shape, num_classes):
+    """keras.Sequential with tfzoo's layer sizes for lenet and cifarnet."""
+    layers = keras.layers
+    if model == "lenet":
+        body = [
+            layers.Conv2D(32, 5, padding="same", activation="relu"),
+            layers.MaxPooling2D(2, 2),
+            layers.Conv2D(64, 5, padding="same", activation="relu"),
+            layers.MaxPooling2D(2, 2),
+            layers.Flatten(),
+            layers.Dense(1024, activation="relu"),
+            layers.Dropout(0.5),
+        ]
+    elif model == "cifarnet":
+
+        def lrn(t):  # as tfzoo's cifarnet: LRN in fp32 (no bf16 LRN kernel on CPU)
+            out = tf.nn.local_response_normalization(
+                tf.cast(t, tf.float32), 4, bias=1.0, alpha=0.001 / 9.0, beta=0.75
+            )
+            return tf.cast(out, t.dtype)
+
+        body = [
+            layers.Conv2D(64, 5, padding="same", activation="relu"),
+            layers.MaxPooling2D(3, 2, padding="same"),
+            layers.Lambda(lrn),
+            layers.Conv2D(64, 5, padding="same", activation="relu"),
+            layers.Lambda(lrn),
+            layers.MaxPooling2D(3, 2, padding="same"),
+            layers.Flatten(),
+            layers.Dense(384, activation="relu"),
+            layers.Dropout(0.5),
+            layers.Dense(192, activation="relu"),
+        ]
+    else:
+        raise ValueError(f"No Keras Sequential for {model!r}; expected one of: lenet, cifarnet")
+    return keras.Sequential(
+        [keras.Input(input_shape)] + body + [layers.Dense(num_classes)], name=model
+    )
+
+
+def run_keras_worker(cfg):
+    """Times keras Model.fit on the same batch, batch size and precision as tfzoo."""
+    os.environ.pop("TF_USE_LEGACY_KERAS", None)  # Keras 3, not tf_keras
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+    import tensorflow as tf
+
+    if cfg.get("threads"):
+        tf.config.threading.set_intra_op_parallelism_threads(cfg["threads"])
+    keras.utils.set_random_seed(0)
+    keras.mixed_precision.set_global_policy(KERAS_POLICIES[cfg["precision"]])
+    shape = (cfg["image_size"], cfg["image_size"], cfg["channels"])
+    if cfg["model"] in KERAS_APPLICATIONS:
+        application = getattr(keras.applications, KERAS_APPLICATIONS[cfg["model"]])
+        model = application(
+            weights=None,
+            input_shape=shape,
+            classes=cfg["num_classes"],
+            classifier_activation=None,
+        )
+    else:
+        model = _keras_small_model(keras, tf, cfg["model"], shape, cfg["num_classes"])
+    # tfzoo's default optimizer (momentum 0.9, learning rate 0.01); Keras wraps it in its
+    # dynamic LossScaleOptimizer under mixed_float16, like tfzoo's fp16.
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    images, labels = _synthetic_batch(
+        tf, cfg["batch_size"], cfg["image_size"], cfg["channels"], cfg["num_classes"]
+    )
+    dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
+    warmup, steps, repeats = cfg["warmup_steps"], cfg["steps"], cfg["repeats"]
+    # The end of step warmup-1 starts the first block; every `steps` steps end one.
+    boundaries = {warmup - 1 + r * steps for r in range(repeats + 1)}
+    stamps, losses = {}, []
+
+    class BlockTimer(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch in boundaries:
+                losses.append(float(logs["loss"]))  # a host read: waits for the step
+                stamps[batch] = time.perf_counter()
+
+    model.fit(
+        dataset,
+        epochs=1,
+        steps_per_epoch=warmup + steps * repeats,
+        verbose=0,
+        callbacks=[BlockTimer()],
+    )
+    ends = sorted(stamps)
+    block_seconds = [stamps[b] - stamps[a] for a, b in zip(ends, ends[1:])]
+    result = _block_stats(block_seconds, steps, cfg["batch_size"])
+    result.update(
+        keras_model=keras_peer_name(cfg["model"]),
+        keras_version=keras.__version__,
+        jit_compile=bool(model.jit_compile),
+        parameters=int(model.count_params()),
+        peak_rss_mib=_peak_rss_mib(),
+        final_loss=losses[-1],
+        loss_finite=all(math.isfinite(v) for v in losses),
+    )
+    _write_json(cfg["result_file"], result)
+
+
+def model_defaults(model, image_size_override=None, num_classes_override=None):
+    """(image_size, channels of the synthetic batch, num_classes) of a registered model."""
+    from image_models import nets_factory
+
+    entry = nets_factory.get_entry(model)
+    image_size = image_size_override or entry.image_size
+    channels = nets_factory.input_channels(model) or 1  # MNIST-style nets eat grayscale
+    small = entry.image_size <= 32  # MNIST / CIFAR-sized nets: 10 classes
+    num_classes = num_classes_override or (10 if small else 1000)
+    return image_size, channels, num_classes
+
+
+def run_machine_worker(cfg):
+    """What does not change between configurations, measured once.
+
+    This machine's devices and versions; the NxN matmul throughput per precision; for each
+    model its input size, channels, classes and training FLOPs per image (or the list of
+    valid names when a model is unknown, so the driver itself never imports TensorFlow).
+    """
+    from image_models import nets_factory
+    from slim_compat import tf
+    from training import precision
+
+    tf.disable_eager_execution()
+    baseline_rss = _peak_rss_mib()  # TensorFlow imported, nothing run yet
+    unknown = [m for m in cfg["models"] if m not in nets_factory.NETWORKS]
+    if unknown:
+        _write_json(
+            cfg["result_file"],
+            {"unknown_models": unknown, "valid_models": sorted(nets_factory.NETWORKS)},
+        )
+        return
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    n = cfg["matmul_size"]
+    matmul = {}
+    config = tf.ConfigProto(intra_op_parallelism_threads=cfg.get("threads", 0))
+    for name in cfg["precisions"]:
+        dtype = precision.PRECISIONS[name]
+        with tf.Graph().as_default():
+            # Variables, not constants: grappler would fold a product of constants. The sum is
+            # fetched because grappler prunes a stateless op that only a tf.group depends on;
+            # it adds n^2 additions to 2n^3 FLOPs.
+            a = tf.Variable(tf.cast(tf.random.stateless_uniform([n, n], seed=[0, 1]), dtype))
+            b = tf.Variable(tf.cast(tf.random.stateless_uniform([n, n], seed=[0, 2]), dtype))
+            product = tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32))
+            with tf.Session(config=config) as sess:
+                sess.run(tf.global_variables_initializer())
+                sess.run(product)  # warm-up: kernel selection, thread pools
+                times = []
+                deadline = time.perf_counter() + cfg["matmul_seconds"]
+                while len(times) < 3 or time.perf_counter() < deadline:
+                    start = time.perf_counter()
+                    sess.run(product)
+                    times.append(time.perf_counter() - start)
+        matmul[name] = {"size": n, "gflops_per_sec": 2.0 * n**3 / statistics.median(times) / 1e9}
+    models = {}
+    for model in cfg["models"]:
+        image_size, channels, num_classes = model_defaults(
+            model, cfg.get("image_size"), cfg.get("num_classes")
+        )
+        facts = {"image_size": image_size, "channels": channels, "num_classes": num_classes}
+        try:
+            facts.update(count_training_flops(dict(cfg, model=model, batch_size=1, **facts)))
+        except Exception as e:  # noqa: BLE001 - reported in the table, the run goes on
+            facts["flops_error"] = f"{type(e).__name__}: {e}"[:500]
+        models[model] = facts
+    _write_json(
+        cfg["result_file"],
+        {
+            "cpu": _cpu_name(),
+            "cpu_count": os.cpu_count(),
+            "gpus": gpus,
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": _package_version("keras"),
+            "horovod": _package_version("horovod"),
+            "baseline_rss_mib": baseline_rss,
+            "matmul": matmul,
+            "models": models,
+        },
+    )
+
+
+def run_allreduce_worker(cfg):
+    """Horovod allreduce (sum) of a cfg['allreduce_mb'] MB float32 tensor; bandwidths."""
+    from slim_compat import tf
+    from training import distributed
+
+    tf.disable_eager_execution()
+    dist = distributed.init()
+    if dist.hvd is None:
+        raise RuntimeError("the allreduce worker must be launched with mpirun -np N (N > 1)")
+    num_floats = int(cfg["allreduce_mb"] * 1e6) // 4
+    with tf.Graph().as_default():
+        tensor = tf.Variable(tf.ones([num_floats], tf.float32), name="allreduce_tensor")
+        # Fetch one element: a tf.group of the allreduce would be pruned by grappler, and
+        # fetching the whole tensor would time a 100 MB copy to Python too.
+        reduced = dist.hvd.allreduce(tensor.read_value(), op=dist.hvd.Sum)[:1]
+        with tf.Session(config=distributed.session_config(dist)) as sess:
+            sess.run(tf.global_variables_initializer())
+            for _ in range(2):
+                sess.run(reduced)
+            times = []
+            for _ in range(cfg["allreduce_iters"]):
+                start = time.perf_counter()
+                sess.run(reduced)
+                times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    algbw = num_floats * 4 / seconds / 1e9
+    if dist.is_chief:
+        _write_json(
+            cfg["result_file"],
+            {
+                "ranks": dist.size,
+                "megabytes": num_floats * 4 / 1e6,
+                "ms": 1000.0 * seconds,
+                "algbw_gb_per_sec": algbw,
+                # NCCL-tests convention: a ring allreduce moves 2(n-1)/n of the data per rank.
+                "busbw_gb_per_sec": algbw * 2.0 * (dist.size - 1) / dist.size,
+            },
+        )
+
+
+WORKERS = {
+    "tfzoo": run_tfzoo_worker,
+    "keras": run_keras_worker,
+    "machine": run_machine_worker,
+    "allreduce": run_allreduce_worker,
+}
+
+
+def _write_json(path, value):
+    with open(path, "w") as f:
+        json.dump(value, f, indent=1)
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _package_version(name):
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+# ------------------------------------------------------------------------------------ driver
+
+
+class Launcher:
+    """Starts workers as subprocesses and collects their JSON results."""
+
+    def __init__(self, work_dir, timeout):
+        self.work_dir = work_dir
+        self.timeout = timeout
+        self._count = 0
+
+    def run(self, kind, cfg, ranks=None, force_horovod=False):
+        """Runs one worker (under mpirun when `ranks` is given); returns its result dict.
+
+        A failed worker gives {"error": "..."} with the end of its output, so one
+        configuration that cannot run (e.g. a precision without kernels) does not stop the rest.
+        """
+        self._count += 1
+        result_file = os.path.join(self.work_dir, f"{self._count:03d}_{kind}.json")
+        cfg = dict(cfg, result_file=result_file)
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_REPO_ROOT, env.get("PYTHONPATH")]))
+        command = [sys.executable, _SCRIPT, f"--worker={kind}", "--worker_config", json.dumps(cfg)]
+        if ranks is not None:
+            if force_horovod:
+                env["TFZOO_FORCE_HOROVOD"] = "1"  # Horovod in a 1-rank run, for a fair baseline
+            command = (
+                [
+                    "mpirun",
+                    "--allow-run-as-root",
+                    "--oversubscribe",
+                    "--bind-to",
+                    "none",  # ranks share the cores through their thread counts, not pinning
+                    "-np",
+                    str(ranks),
+                    "-x",
+                    "PYTHONPATH",
+                    "-x",
+                    "TF_CPP_MIN_LOG_LEVEL",
+                ]
+                + (["-x", "TFZOO_FORCE_HOROVOD"] if force_horovod else [])
+                + command
+            )
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(
+                command,
+                cwd=_REPO_ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+            )
+        except subprocess.TimeoutExpired:
+            return {"error": f"timed out after {self.timeout} s"}
+        if proc.returncode != 0 or not os.path.exists(result_file):
+            tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-12:]
+            return {"error": f"exit code {proc.returncode}: " + " | ".join(tail)}
+        with open(result_file) as f:
+            result = json.load(f)
+        result["wall_seconds"] = time.perf_counter() - start
+        return result
+
+
+def _progress(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_benchmark(args, launcher):
+    """Runs every worker the arguments ask for; returns the report dict."""
+    common = {
+        "warmup_steps": args.warmup_steps,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "threads": args.threads,
+    }
+    scaling_model = [args.scaling_model or args.models[0]] if args.scaling else []
+    models = list(dict.fromkeys(args.models + scaling_model))
+    _progress("machine: devices, matmul throughput, model FLOPs ...")
+    machine = launcher.run(
+        "machine",
+        {
+            "models": models,
+            "image_size": args.image_size,
+            "num_classes": args.num_classes,
+            "precisions": list(
+                dict.fromkeys(args.precisions + ([args.scaling_precision] if args.scaling else []))
+            ),
+            "matmul_size": args.matmul_size,
+            "matmul_seconds": SECONDS_PER_MATMUL_PRECISION,
+            "threads": args.threads,
+        },
+    )
+    if "error" in machine:
+        raise RuntimeError(f"the machine worker failed: {machine['error']}")
+    if machine.get("unknown_models"):
+        raise ValueError(
+            f"unknown model(s) {', '.join(machine['unknown_models'])}; valid names: "
+            f"{', '.join(machine['valid_models'])}"
+        )
+
+    runs = []
+    configs = [
+        (m, b, p, i)
+        for m in args.models
+        for b in args.batch_sizes
+        for p in args.precisions
+        for i in args.input
+    ]
+    for index, (model, batch_size, precision, input_mode) in enumerate(configs, 1):
+        facts = machine["models"][model]
+        image_size, channels, num_classes = (
+            facts["image_size"],
+            facts["channels"],
+            facts["num_classes"],
+        )
+        cfg = dict(
+            common,
+            model=model,
+            batch_size=batch_size,
+            precision=precision,
+            input=input_mode,
+            image_size=image_size,
+            channels=channels,
+            num_classes=num_classes,
+        )
+        label = f"[{index}/{len(configs)}] {model} {input_mode} {precision} batch {batch_size}"
+        _progress(f"{label}: tfzoo ...")
+        run = {
+            "model": model,
+            "input": input_mode,
+            "image_size": image_size,
+            "channels": channels,
+            "num_classes": num_classes,
+            "batch_size": batch_size,
+            "precision": precision,
+            "tfzoo": launcher.run("tfzoo", cfg),
+            "keras": None,
+        }
+        if input_mode == "pipeline":
+            # The mock data has 3 channels, and the pipeline keeps them for every net.
+            run["channels"] = 3
+        _add_utilisation(run, facts, machine)
+        _progress(f"{label}: tfzoo {_rate_text(run['tfzoo'])}")
+        if args.peer and input_mode == "synthetic" and keras_peer_name(model):
+            _progress(f"{label}: keras {keras_peer_name(model)} ...")
+            run["keras"] = launcher.run("keras", cfg)
+            _progress(f"{label}: keras {_rate_text(run['keras'])}")
+            if "error" not in run["keras"] and "error" not in run["tfzoo"]:
+                run["tfzoo_over_keras"] = (
+                    run["tfzoo"]["images_per_sec"] / run["keras"]["images_per_sec"]
+                )
+        runs.append(run)
+
+    report = {
+        "settings": {
+            k: getattr(args, k)
+            for k in (
+                "models",
+                "batch_sizes",
+                "precisions",
+                "input",
+                "warmup_steps",
+                "steps",
+                "repeats",
+                "image_size",
+                "threads",
+                "peer",
+                "scaling",
+            )
+        },
+        "machine": machine,
+        "runs": runs,
+        "scaling": None,
+        "allreduce": None,
+    }
+    if args.scaling:
+        report["scaling"], report["allreduce"] = run_scaling(args, launcher, common, machine)
+    report["notes"] = notes(report)
+    return report
+
+
+def run_scaling(args, launcher, common, machine):
+    """1 rank vs N ranks under Horovod, and the allreduce bandwidth at N ranks."""
+    if shutil.which("mpirun") is None:
+        return {"error": "mpirun not found (scripts/setup.sh installs openmpi-bin)"}, None
+    if not machine.get("horovod"):
+        return {"error": "Horovod is not installed (scripts/setup.sh builds it)"}, None
+    gpus = len(machine.get("gpus") or [])
+    ranks = args.scaling_ranks or (gpus if gpus > 1 else 2)
+    model = args.scaling_model or args.models[0]
+    precision = args.scaling_precision or "fp32"
+    batch_size = args.batch_sizes[0]
+    facts = machine["models"][model]
+    image_size, channels, num_classes = (
+        facts["image_size"],
+        facts["channels"],
+        facts["num_classes"],
+    )
+    # On CPU the ranks share the cores: each rank gets cores/N threads in BOTH runs, so the
+    # 1-rank baseline is one "device" like each rank of the N-rank run.
+    threads = 0 if gpus else max(1, (os.cpu_count() or 1) // ranks)
+    cfg = dict(
+        common,
+        threads=threads,
+        model=model,
+        batch_size=batch_size,
+        precision=precision,
+        input="synthetic",
+        image_size=image_size,
+        channels=channels,
+        num_classes=num_classes,
+    )
+    scaling = {
+        "model": model,
+        "precision": precision,
+        "batch_size_per_rank": batch_size,
+        "image_size": image_size,
+        "threads_per_rank": threads or "all",
+        "ranks": ranks,
+    }
+    for n in (1, ranks):
+        _progress(f"scaling: {model} {precision} batch {batch_size}/rank, {n} rank(s) ...")
+        scaling[f"rank{n}" if n == 1 else "rankN"] = launcher.run(
+            "tfzoo", cfg, ranks=n, force_horovod=True
+        )
+    one, many = scaling["rank1"], scaling["rankN"]
+    if "error" not in one and "error" not in many:
+        scaling["speedup"] = many["images_per_sec"] / one["images_per_sec"]
+        scaling["efficiency"] = scaling["speedup"] / ranks
+    _progress(f"allreduce: {args.allreduce_mb} MB over {ranks} ranks ...")
+    allreduce = launcher.run(
+        "allreduce",
+        {"allreduce_mb": args.allreduce_mb, "allreduce_iters": args.allreduce_iters},
+        ranks=ranks,
+    )
+    return scaling, allreduce
+
+
+def _add_utilisation(run, flops, machine):
+    """Adds the training FLOPs per image, the achieved FLOP/s and the MFU to a run."""
+    result = run["tfzoo"]
+    if "error" in result or "flops_error" in flops:
+        return
+    per_image = flops["train_flops_per_image"]
+    achieved = per_image * result["images_per_sec"]
+    peak = machine["matmul"][run["precision"]]["gflops_per_sec"] * 1e9
+    result["train_gflop_per_image"] = per_image / 1e9
+    result["forward_gflop_per_image"] = flops["forward_flops_per_image"] / 1e9
+    result["achieved_gflops_per_sec"] = achieved / 1e9
+    result["mfu"] = achieved / peak
+
+
+def _rate_text(result):
+    if "error" in result:
+        return f"FAILED ({result['error'][:300]})"
+    return (
+        f"{result['images_per_sec']:.3g} img/s ({result['images_per_sec_min']:.3g}-"
+        f"{result['images_per_sec_max']:.3g}), {result['ms_per_step']:.1f} ms/step, "
+        f"peak RSS {result['peak_rss_mib']:.0f} MiB"
+    )
+
+
+# ------------------------------------------------------------------------------------ report
+
+
+def _num(value, digits=3):
+    """A number to `digits` significant digits, without exponent for ordinary sizes."""
+    if value is None:
+        return "-"
+    if value == 0 or not math.isfinite(value):
+        return str(value)
+    magnitude = int(math.floor(math.log10(abs(value))))
+    decimals = max(0, digits - 1 - magnitude)
+    return f"{value:,.{decimals}f}"
+
+
+def _rate_cell(result):
+    if result is None:
+        return "-"
+    if "error" in result:
+        return "failed"
+    return (
+        f"{_num(result['images_per_sec'])} "
+        f"({_num(result['images_per_sec_min'])}-{_num(result['images_per_sec_max'])})"
+    )
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _get(result, key, scale=1.0):
+    if not result or "error" in result or result.get(key) is None:
+        return None
+    return result[key] * scale
+
+
+def format_report(report):
+    """The report as markdown: machine, matmul, throughput, Keras peer, scaling, notes."""
+    machine = report["machine"]
+    s = report["settings"]
+    out = [
+        "## Training throughput",
+        "",
+        f"Machine: {machine['cpu']}, {machine['cpu_count']} CPU(s), "
+        f"GPUs: {', '.join(machine['gpus']) or 'none'}; TensorFlow {machine['tensorflow']}, "
+        f"Keras {machine['keras'] or '-'}, Horovod {machine['horovod'] or '-'}. "
+        f"{s['warmup_steps']} warm-up steps, then {s['repeats']} x {s['steps']} timed steps; "
+        "img/s is the median over the repeats (min-max).",
+        "",
+        "Matmul throughput (the MFU denominator):",
+        "",
+        _table(
+            ["precision", "matmul", "GFLOP/s"],
+            [
+                [p, f"{m['size']}x{m['size']}", _num(m["gflops_per_sec"])]
+                for p, m in machine["matmul"].items()
+            ],
+        ),
+        "",
+        _table(
+            [
+                "model",
+                "input",
+                "image",
+                "batch",
+                "precision",
+                "img/s (min-max)",
+                "ms/step",
+                "steps/s",
+                "peak RSS MiB",
+                "GFLOP/img fwd+bwd",
+                "GFLOP/s",
+                "MFU",
+            ],
+            [
+                [
+                    r["model"],
+                    r["input"],
+                    f"{r['image_size']}x{r['image_size']}x{r['channels']}",
+                    r["batch_size"],
+                    r["precision"],
+                    _rate_cell(r["tfzoo"]),
+                    _num(_get(r["tfzoo"], "ms_per_step")),
+                    _num(_get(r["tfzoo"], "steps_per_sec")),
+                    _num(_get(r["tfzoo"], "peak_rss_mib"), 4),
+                    _num(_get(r["tfzoo"], "train_gflop_per_image")),
+                    _num(_get(r["tfzoo"], "achieved_gflops_per_sec")),
+                    f"{_get(r['tfzoo'], 'mfu', 100):.1f}%"
+                    if _get(r["tfzoo"], "mfu") is not None
+                    else "-",
+                ]
+                for r in report["runs"]
+            ],
+        ),
+    ]
+    peers = [r for r in report["runs"] if r.get("keras") is not None]
+    if peers:
+        out += [
+            "",
+            "### tfzoo vs Keras 3 (model.fit), same synthetic batch and precision",
+            "",
+            _table(
+                [
+                    "tfzoo model",
+                    "Keras model",
+                    "batch",
+                    "precision",
+                    "tfzoo img/s",
+                    "Keras img/s (min-max)",
+                    "tfzoo steps/s",
+                    "Keras steps/s",
+                    "tfzoo / Keras RSS MiB",
+                    "tfzoo / Keras",
+                ],
+                [
+                    [
+                        r["model"],
+                        keras_peer_name(r["model"]),
+                        r["batch_size"],
+                        r["precision"],
+                        _num(_get(r["tfzoo"], "images_per_sec")),
+                        _rate_cell(r["keras"]),
+                        _num(_get(r["tfzoo"], "steps_per_sec")),
+                        _num(_get(r["keras"], "steps_per_sec")),
+                        f"{_num(_get(r['tfzoo'], 'peak_rss_mib'), 4)} / "
+                        f"{_num(_get(r['keras'], 'peak_rss_mib'), 4)}",
+                        f"{r['tfzoo_over_keras']:.2f}x" if "tfzoo_over_keras" in r else "-",
+                    ]
+                    for r in peers
+                ],
+            ),
+        ]
+    scaling, allreduce = report.get("scaling"), report.get("allreduce")
+    if scaling:
+        out += ["", "### Horovod scaling on this machine", ""]
+        if "error" in scaling and "rank1" not in scaling:
+            out.append(f"Not run: {scaling['error']}")
+        else:
+            n = scaling["ranks"]
+            out.append(
+                _table(
+                    [
+                        "model",
+                        "precision",
+                        "batch/rank",
+                        "threads/rank",
+                        "1 rank img/s",
+                        f"{n} ranks img/s",
+                        "speed-up",
+                        "efficiency",
+                    ],
+                    [
+                        [
+                            scaling["model"],
+                            scaling["precision"],
+                            scaling["batch_size_per_rank"],
+                            scaling["threads_per_rank"],
+                            _rate_cell(scaling["rank1"]),
+                            _rate_cell(scaling["rankN"]),
+                            f"{scaling['speedup']:.2f}x" if "speedup" in scaling else "-",
+                            f"{100 * scaling['efficiency']:.0f}%"
+                            if "efficiency" in scaling
+                            else "-",
+                        ]
+                    ],
+                )
+            )
+    if allreduce:
+        out += [""]
+        if "error" in allreduce:
+            out.append(f"Allreduce: failed ({allreduce['error'][:300]})")
+        else:
+            out.append(
+                _table(
+                    ["allreduce", "ranks", "time ms", "algbw GB/s", "busbw GB/s"],
+                    [
+                        [
+                            f"{_num(allreduce['megabytes'])} MB fp32, sum",
+                            allreduce["ranks"],
+                            _num(allreduce["ms"]),
+                            _num(allreduce["algbw_gb_per_sec"]),
+                            _num(allreduce["busbw_gb_per_sec"]),
+                        ]
+                    ],
+                )
+            )
+    out += ["", "### Notes: what limits each figure", ""]
+    out += [f"- {note}" for note in report["notes"]]
+    return "\n".join(out)
+
+
+def notes(report):
+    """Short notes on how each figure was measured and what bounds it."""
+    machine = report["machine"]
+    s = report["settings"]
+    gpu = bool(machine["gpus"])
+    result = [
+        "Single runs on a possibly shared machine: compare ratios within one run, not machines.",
+        "img/s and ms/step time `session.run([train_op, loss])` of the step built by "
+        "training/train_step.py (the trainer's own) in a plain tf.Session; the trainer's "
+        "MonitoredTrainingSession hooks (NaN guard, stop-at-step, periodic logs) add one "
+        "scalar fetch per step that is not timed here. For small nets (lenet, cifarnet) the "
+        "fixed cost of a step (session.run dispatch, optimizer update of every variable) "
+        "decides: compare steps/s there.",
+        "synthetic: one batch in a variable on the device, so the figure is the model's own "
+        "speed. pipeline: the trainer's tf.data pipeline on the 'mock' dataset, which draws "
+        "and preprocesses every image on the CPU"
+        + (
+            "; on a CPU-only machine it competes with the model for the same cores."
+            if not gpu
+            else "; it runs on the CPU while the model runs on the GPU."
+        ),
+        f"Peak RSS: the resident-memory high-water mark (ru_maxrss) of the worker process, "
+        f"one fresh process per configuration (max over ranks under Horovod); it includes "
+        f"TensorFlow itself (~{machine['baseline_rss_mib']:.0f} MiB after importing it)"
+        + (" and not GPU memory." if gpu else "."),
+        "GFLOP/img: counted by tf.compat.v1.profiler on the real training graph (forward + "
+        "backward, fp32), as the count at batch 2 minus the count at batch 1 (so the optimizer "
+        "and initialisers drop out). One multiply-add = 2 FLOPs.",
+        "MFU = GFLOP/img x img/s / the GFLOP/s of a square tf.matmul in the same precision, "
+        "timed in graph mode in this run: the share of the machine's dense-matmul rate the "
+        "training step reaches. Depthwise convolutions (mobilenets), batch norm, LRN and "
+        "element-wise ops cannot reach the matmul rate, so they lower it.",
+    ]
+    ratios = []
+    for flop in machine["models"].values():
+        if "flops_error" not in flop and flop["forward_flops_per_image"]:
+            ratios.append(flop["train_flops_per_image"] / flop["forward_flops_per_image"])
+    if ratios:
+        result.append(
+            f"The counted training/forward FLOPs ratio is {min(ratios):.2f}-{max(ratios):.2f} "
+            "over these models (the usual rule of thumb is 3)."
+        )
+    if not gpu and "fp16" in s["precisions"]:
+        result.append(
+            "fp16 on CPU: no fast fp16 matmul/convolution on this CPU, and the dynamic loss "
+            "scale adds an all-gradients finiteness check per step; bf16 is the CPU's mixed "
+            "precision, fp16 with loss scaling is the GPU path."
+        )
+    if any(r.get("keras") for r in report["runs"]):
+        result.append(
+            "Keras peer: keras.applications models with weights=None and "
+            "classifier_activation=None (lenet / cifarnet: keras.Sequential with the same layer "
+            "sizes), compiled with SGD momentum 0.9 (tfzoo's default optimizer) and Keras's "
+            "default jit_compile ('auto': no XLA on CPU), trained by model.fit on the same "
+            "stateless-random batch from a repeated tf.data dataset; mixed_bfloat16 / "
+            "mixed_float16 policies. Differences that remain: Keras applications carry no L2 "
+            "weight decay (tfzoo: 4e-5), and a few architectures differ in detail (Keras "
+            "ResNet50 strides in the first 1x1 convolution of a block, TF-Slim's resnet_v1 in "
+            "the 3x3; the FLOPs are close)."
+        )
+    scaling = report.get("scaling")
+    if scaling and "rank1" in scaling:
+        result.append(
+            f"Scaling: the same step under Horovod (mpirun, --bind-to none) with 1 and "
+            f"{scaling['ranks']} ranks, synthetic data, efficiency = N-rank img/s / "
+            f"(N x 1-rank img/s). "
+            + (
+                "Each rank drives its own GPU."
+                if gpu
+                else f"On CPU the ranks share the cores: each rank runs "
+                f"{scaling['threads_per_rank']} intra-op thread(s) in both runs, so the "
+                "efficiency shows Horovod's overhead and the ranks' contention for memory "
+                "bandwidth on one machine, not what a second machine would add."
+            )
+        )
+    allreduce = report.get("allreduce")
+    if allreduce and "error" not in allreduce:
+        result.append(
+            "Allreduce: hvd.allreduce (sum) of one fp32 tensor in graph mode, median of "
+            "several runs; algorithm bandwidth = bytes / time, bus bandwidth = 2(n-1)/n x that "
+            "(the NCCL-tests convention). Between ranks of one machine it is bound by memory "
+            "copies (shared memory), not by a network."
+        )
+    failed = [
+        f"{r['model']} {r['input']} {r['precision']} b{r['batch_size']} ({side})"
+        for r in report["runs"]
+        for side in ("tfzoo", "keras")
+        if r.get(side) and "error" in r[side]
+    ]
+    if failed:
+        result.append("Failed (see the JSON for the error): " + "; ".join(failed) + ".")
+    return result
+
+
+# ------------------------------------------------------------------------------------ flags
+
+
+def _csv(value):
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _csv_ints(value):
+    try:
+        return [int(item) for item in _csv(value)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {value!r}"
+        ) from None
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--models",
+        type=_csv,
+        default=["resnet_v1_50", "mobilenet_v2", "inception_v3", "lenet", "cifarnet"],
+        help="comma-separated names from image_models/nets_factory.py",
+    )
+    parser.add_argument("--batch_sizes", type=_csv_ints, default=[32], help="per rank, csv")
+    parser.add_argument(
+        "--precisions", type=_csv, default=list(PRECISIONS), help="csv of fp32, bf16, fp16"
+    )
+    parser.add_argument(
+        "--input",
+        type=_csv,
+        default=["synthetic"],
+        help="csv of synthetic (a batch held on the device) and pipeline (the trainer's "
+        "tf.data pipeline on mock data)",
+    )
+    parser.add_argument("--warmup_steps", type=int, default=3, help="untimed steps first (>= 1)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
+    parser.add_argument("--repeats", type=int, default=3, help="timed blocks (median, min-max)")
+    parser.add_argument(
+        "--image_size",
+        type=int,
+        default=None,
+        help="pixels, for every model (default: each model's)",
+    )
+    parser.add_argument(
+        "--num_classes",
+        type=int,
+        default=None,
+        help="classes (default: 10 for nets of 32 px or less, else 1000)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="TF intra-op threads per process (0: TF's choice)"
+    )
+    parser.add_argument("--peer", dest="peer", action="store_true", default=True)
+    parser.add_argument(
+        "--no_peer", dest="peer", action="store_false", help="skip the Keras 3 peer runs"
+    )
+    parser.add_argument("--scaling", dest="scaling", action="store_true", default=True)
+    parser.add_argument(
+        "--no_scaling",
+        dest="scaling",
+        action="store_false",
+        help="skip the Horovod 1-vs-N-ranks runs and the allreduce bandwidth",
+    )
+    parser.add_argument(
+        "--scaling_ranks", type=int, default=0, help="N (default: the GPUs if > 1, else 2)"
+    )
+    parser.add_argument("--scaling_model", default=None, help="default: the first of --models")
+    parser.add_argument("--scaling_precision", default="fp32", help="fp32, bf16 or fp16")
+    parser.add_argument("--allreduce_mb", type=float, default=100.0, help="MB (1e6 bytes)")
+    parser.add_argument("--allreduce_iters", type=int, default=5, help="timed allreduces")
+    parser.add_argument(
+        "--matmul_size", type=int, default=4096, help="N of the NxN matmul (MFU denominator)"
+    )
+    parser.add_argument("--output_json", default=None, help="also write the report here")
+    parser.add_argument(
+        "--worker_timeout", type=int, default=3600, help="seconds before a worker is stopped"
+    )
+    # Internal: the driver starts this script again as a worker.
+    parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument("--worker_config", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return args
+
+    for name in args.precisions + [args.scaling_precision]:
+        if name not in PRECISIONS:
+            parser.error(f"unknown precision {name!r}; valid: {', '.join(PRECISIONS)}")
+    for name in args.input:
+        if name not in INPUTS:
+            parser.error(f"unknown input {name!r}; valid: {', '.join(INPUTS)}")
+    if not (args.models and args.batch_sizes and args.precisions and args.input):
+        parser.error("--models, --batch_sizes, --precisions and --input need one value at least")
+    for flag in ("warmup_steps", "steps", "repeats", "matmul_size", "allreduce_iters"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag} must be >= 1, got {getattr(args, flag)}")
+    if any(b < 1 for b in args.batch_sizes):
+        parser.error(f"--batch_sizes must be positive, got {args.batch_sizes}")
+    if args.image_size is not None and args.image_size < 1:
+        parser.error(f"--image_size must be positive, got {args.image_size}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        WORKERS[args.worker](json.loads(args.worker_config))
+        return None
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="tfzoo_benchmark_") as work_dir:
+        try:
+            report = run_benchmark(args, Launcher(work_dir, args.worker_timeout))
+        except ValueError as e:  # an unknown model name: a usage error, as argparse's
+            sys.exit(f"benchmark.py: error: {e}")
+    report["wall_seconds"] = time.perf_counter() - start
+    print(format_report(report))
+    if args.output_json:
+        _write_json(args.output_json, report)
+    _progress(f"done in {report['wall_seconds']:.0f} s")
+    return report
+
+
+if __name__ == "__main__":
+    main()
