@@ -24,14 +24,6 @@ AUX_SCOPE = {"nasnet_cifar": "aux_11", "nasnet_mobile": "aux_7", "nasnet_large":
 KERAS_TRAINABLE_AT_1000_CLASSES = {"nasnet_mobile": 5_289_978, "nasnet_large": 88_753_150}
 SMALL_SIZE = 32  # smallest practical: ImageNet nets end at 1x1, CIFAR's native size
 
-SLOW_NETS = {"nasnet_large"}
-
-
-def _names(slow_names):
-    return [
-        pytest.param(name, marks=pytest.mark.slow) if name in slow_names else name for name in NETS
-    ]
-
 
 @pytest.fixture(autouse=True, scope="module")
 def _cheap_variable_hashing():
@@ -71,7 +63,8 @@ def inference_graphs():
     return build
 
 
-@pytest.mark.parametrize("name", _names(SLOW_NETS))
+@pytest.mark.slow  # a full-size graph: 15-30 s on 2 free cores
+@pytest.mark.parametrize("name", list(NETS))
 def test_parameter_count_matches_published_figure(name, inference_graphs):
     trainable, _, logits, end_points = inference_graphs(name)
     _, _, num_classes, published = NETS[name]
@@ -86,7 +79,8 @@ def test_parameter_count_matches_published_figure(name, inference_graphs):
         assert one_class_fewer == KERAS_TRAINABLE_AT_1000_CLASSES[name]
 
 
-@pytest.mark.parametrize("name", _names(SLOW_NETS))
+@pytest.mark.slow  # a full-size graph: 15-30 s on 2 free cores
+@pytest.mark.parametrize("name", list(NETS))
 def test_scope_names_of_first_and_last_layers_match_tf_slim(name, inference_graphs):
     trainable, all_variables, _, _ = inference_graphs(name)
     shapes = {v.name[:-2]: v.shape.as_list() for v in trainable}

@@ -21,12 +21,6 @@ AUX_SCOPE = {"pnasnet_mobile": "aux_5", "pnasnet_large": "aux_7"}
 SMALL_SIZE = 32  # the smallest practical input: the last cells run at 1x1
 
 
-def _names(slow_names):
-    return [
-        pytest.param(name, marks=pytest.mark.slow) if name in slow_names else name for name in NETS
-    ]
-
-
 @pytest.fixture(autouse=True, scope="module")
 def _cheap_variable_hashing():
     """Speeds up building these ~800-variable graphs about twofold.
@@ -61,7 +55,8 @@ def inference_graphs():
     return build
 
 
-@pytest.mark.parametrize("name", _names({"pnasnet_large"}))
+@pytest.mark.slow  # a full-size graph: 15-30 s on 2 free cores
+@pytest.mark.parametrize("name", list(NETS))
 def test_parameter_count_matches_published_figure(name, inference_graphs):
     trainable, _, logits, end_points = inference_graphs(name)
     count = sum(v.shape.num_elements() for v in trainable)
@@ -70,7 +65,8 @@ def test_parameter_count_matches_published_figure(name, inference_graphs):
     assert logits.shape.as_list() == [1, 1001]
 
 
-@pytest.mark.parametrize("name", _names({"pnasnet_large"}))
+@pytest.mark.slow  # a full-size graph: 15-30 s on 2 free cores
+@pytest.mark.parametrize("name", list(NETS))
 def test_scope_names_of_first_and_last_layers_match_tf_slim(name, inference_graphs):
     trainable, all_variables, _, _ = inference_graphs(name)
     shapes = {v.name[:-2]: v.shape.as_list() for v in trainable}
