@@ -8,8 +8,9 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 import pytest  # noqa: E402
 
 from slim_compat import tf  # noqa: E402
+from training import runtime  # noqa: E402
 
-tf.disable_eager_execution()
+runtime.configure_tf_runtime()  # graph mode, TF1 tensor semantics, as the entry points
 tf.logging.set_verbosity(tf.logging.ERROR)
 
 

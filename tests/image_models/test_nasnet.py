@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from tensorflow.python.framework import tensor as tensor_lib
 
 from image_models import nasnet, nasnet_cells, nets_factory
 from slim_compat import slim, tf
@@ -23,21 +22,6 @@ AUX_SCOPE = {"nasnet_cifar": "aux_11", "nasnet_mobile": "aux_7", "nasnet_large":
 # at 1000 classes): an independent check of every layer's shape.
 KERAS_TRAINABLE_AT_1000_CLASSES = {"nasnet_mobile": 5_289_978, "nasnet_large": 88_753_150}
 SMALL_SIZE = 32  # smallest practical: ImageNet nets end at 1x1, CIFAR's native size
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _cheap_variable_hashing():
-    """Speeds up building these ~1000-variable graphs about twofold.
-
-    tf-keras's legacy layers (under slim.conv2d and slim.batch_norm) put every graph
-    variable in a set on each new variable; with tensor equality on, each hash asks
-    whether TF is executing eagerly. Graph-mode (TF1) semantics turn that off.
-    """
-    previous = tensor_lib.Tensor._USE_EQUALITY
-    tf.disable_tensor_equality()
-    yield
-    if previous:
-        tf.enable_tensor_equality()
 
 
 def _count(variables):

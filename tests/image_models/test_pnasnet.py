@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from tensorflow.python.framework import tensor as tensor_lib
 
 from image_models import nets_factory, pnasnet
 from slim_compat import slim, tf
@@ -19,21 +18,6 @@ FEATURES = {"pnasnet_mobile": 1080, "pnasnet_large": 4320}  # 5 states x 4 x F
 LAST_CELL = {"pnasnet_mobile": "cell_8", "pnasnet_large": "cell_11"}
 AUX_SCOPE = {"pnasnet_mobile": "aux_5", "pnasnet_large": "aux_7"}
 SMALL_SIZE = 32  # the smallest practical input: the last cells run at 1x1
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _cheap_variable_hashing():
-    """Speeds up building these ~800-variable graphs about twofold.
-
-    tf-keras's legacy layers (under slim.conv2d and slim.batch_norm) put every graph
-    variable in a set on each new variable; with tensor equality on, each hash asks
-    whether TF is executing eagerly. Graph-mode (TF1) semantics turn that off.
-    """
-    previous = tensor_lib.Tensor._USE_EQUALITY
-    tf.disable_tensor_equality()
-    yield
-    if previous:
-        tf.enable_tensor_equality()
 
 
 @pytest.fixture(scope="module")
