@@ -596,8 +596,12 @@ class Launcher:
         except subprocess.TimeoutExpired:
             return {"error": f"timed out after {self.timeout} s"}
         if proc.returncode != 0 or not os.path.exists(result_file):
-            tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-12:]
-            return {"error": f"exit code {proc.returncode}: " + " | ".join(tail)}
+            lines = (proc.stderr or proc.stdout or "").strip().splitlines() or ["(no output)"]
+            # The last line of a Python traceback names the exception; keep more for the JSON.
+            return {
+                "error": f"exit code {proc.returncode}: {lines[-1].strip()}",
+                "output_tail": lines[-40:],
+            }
         with open(result_file) as f:
             result = json.load(f)
         result["wall_seconds"] = time.perf_counter() - start
@@ -1078,6 +1082,26 @@ def notes(report):
             "(the NCCL-tests convention). Between ranks of one machine it is bound by memory "
             "copies (shared memory), not by a network."
         )
+    synthetic = {
+        (r["model"], r["batch_size"], r["precision"]): _get(r["tfzoo"], "images_per_sec")
+        for r in report["runs"]
+        if r["input"] == "synthetic"
+    }
+    shares = []
+    for r in report["runs"]:
+        key = (r["model"], r["batch_size"], r["precision"])
+        piped = _get(r["tfzoo"], "images_per_sec")
+        if r["input"] == "pipeline" and piped and synthetic.get(key):
+            shares.append(f"{r['model']} {r['precision']} {100 * piped / synthetic[key]:.0f}%")
+    if shares:
+        result.append(
+            "pipeline / synthetic img/s (below ~90%: the input pipeline limits training): "
+            + ", ".join(shares)
+            + "."
+        )
+    for model, facts in machine["models"].items():
+        if "flops_error" in facts:
+            result.append(f"FLOPs of {model} not counted (no MFU): {facts['flops_error'][:200]}")
     failed = [
         f"{r['model']} {r['input']} {r['precision']} b{r['batch_size']} ({side})"
         for r in report["runs"]
