@@ -22,9 +22,10 @@ trained with model.fit on the same batch (the same stateless random tensor), bat
 and precision (mixed_bfloat16 / mixed_float16), each side in its own process (Keras 3
 runs eagerly / tf.function, tfzoo in graph mode).
 
-Scaling: the first configuration again under Horovod with 1 and N ranks
-(mpirun --allow-run-as-root --oversubscribe -np N; N = the GPUs of a GPU machine, else
---scaling_ranks), and the allreduce bandwidth of a --allreduce_mb tensor.
+Scaling: --scaling_model (default: the first model) at the first batch size, synthetic
+input, under Horovod with 1 and N ranks (mpirun --allow-run-as-root --oversubscribe -np N;
+N = the GPUs of a GPU machine, else --scaling_ranks, default 2), and the allreduce
+bandwidth of a --allreduce_mb tensor over the N ranks.
 
     python scripts/benchmark.py --models=resnet_v1_50,mobilenet_v2,inception_v3,lenet,cifarnet \\
         --batch_sizes=32 --precisions=fp32,bf16,fp16 --input=synthetic,pipeline \\
