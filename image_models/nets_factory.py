@@ -16,16 +16,22 @@ where `logits` is [batch, num_classes] (or pooled features when num_classes is 0
 import collections
 import functools
 
-from slim_compat import slim, tf
 from tf_slim.nets import alexnet, inception, overfeat, resnet_v1, resnet_v2, vgg
 
-from image_models import cifarnet, lenet
-from image_models import cifar_models, mnist_models
-from image_models import inception_resnet_v2, inception_v4
-from image_models import mobilenet_v1
-from image_models import mobilenet_v2
-from image_models import mobilenet_v3
-from image_models import nasnet, pnasnet
+from image_models import (
+    cifar_models,
+    cifarnet,
+    inception_resnet_v2,
+    inception_v4,
+    lenet,
+    mnist_models,
+    mobilenet_v1,
+    mobilenet_v2,
+    mobilenet_v3,
+    nasnet,
+    pnasnet,
+)
+from slim_compat import slim, tf
 
 NetworkEntry = collections.namedtuple(
     "NetworkEntry", ["fn", "arg_scope", "image_size", "preprocessing", "aux_loss_weight"]
@@ -95,7 +101,9 @@ def _features_when_no_classes(fn):
     def network(images, num_classes=0, is_training=True, **kwargs):
         if num_classes:
             return fn(images, num_classes, is_training=is_training, **kwargs)
-        with tf.variable_scope(tf.get_variable_scope(), custom_getter=_empty_variables_as_constants):
+        with tf.variable_scope(
+            tf.get_variable_scope(), custom_getter=_empty_variables_as_constants
+        ):
             _, end_points = fn(images, 0, is_training=is_training, **kwargs)
         # Drop the zero-wide heads (Logits, AuxLogits, Predictions...); keep the real layers.
         end_points = {k: v for k, v in end_points.items() if v.shape[-1] != 0}
@@ -130,14 +138,30 @@ NETWORKS = {
     "inception_v3": NetworkEntry(
         _slim(inception.inception_v3), inception.inception_v3_arg_scope, 299, "inception"
     ),
-    "resnet_v1_50": NetworkEntry(_resnet(resnet_v1.resnet_v1_50), resnet_v1.resnet_arg_scope, 224, "vgg"),
-    "resnet_v1_101": NetworkEntry(_resnet(resnet_v1.resnet_v1_101), resnet_v1.resnet_arg_scope, 224, "vgg"),
-    "resnet_v1_152": NetworkEntry(_resnet(resnet_v1.resnet_v1_152), resnet_v1.resnet_arg_scope, 224, "vgg"),
-    "resnet_v1_200": NetworkEntry(_resnet(resnet_v1.resnet_v1_200), resnet_v1.resnet_arg_scope, 224, "vgg"),
-    "resnet_v2_50": NetworkEntry(_resnet(resnet_v2.resnet_v2_50), resnet_v2.resnet_arg_scope, 224, "inception"),
-    "resnet_v2_101": NetworkEntry(_resnet(resnet_v2.resnet_v2_101), resnet_v2.resnet_arg_scope, 224, "inception"),
-    "resnet_v2_152": NetworkEntry(_resnet(resnet_v2.resnet_v2_152), resnet_v2.resnet_arg_scope, 224, "inception"),
-    "resnet_v2_200": NetworkEntry(_resnet(resnet_v2.resnet_v2_200), resnet_v2.resnet_arg_scope, 224, "inception"),
+    "resnet_v1_50": NetworkEntry(
+        _resnet(resnet_v1.resnet_v1_50), resnet_v1.resnet_arg_scope, 224, "vgg"
+    ),
+    "resnet_v1_101": NetworkEntry(
+        _resnet(resnet_v1.resnet_v1_101), resnet_v1.resnet_arg_scope, 224, "vgg"
+    ),
+    "resnet_v1_152": NetworkEntry(
+        _resnet(resnet_v1.resnet_v1_152), resnet_v1.resnet_arg_scope, 224, "vgg"
+    ),
+    "resnet_v1_200": NetworkEntry(
+        _resnet(resnet_v1.resnet_v1_200), resnet_v1.resnet_arg_scope, 224, "vgg"
+    ),
+    "resnet_v2_50": NetworkEntry(
+        _resnet(resnet_v2.resnet_v2_50), resnet_v2.resnet_arg_scope, 224, "inception"
+    ),
+    "resnet_v2_101": NetworkEntry(
+        _resnet(resnet_v2.resnet_v2_101), resnet_v2.resnet_arg_scope, 224, "inception"
+    ),
+    "resnet_v2_152": NetworkEntry(
+        _resnet(resnet_v2.resnet_v2_152), resnet_v2.resnet_arg_scope, 224, "inception"
+    ),
+    "resnet_v2_200": NetworkEntry(
+        _resnet(resnet_v2.resnet_v2_200), resnet_v2.resnet_arg_scope, 224, "inception"
+    ),
     "inception_v4": NetworkEntry(
         inception_v4.inception_v4, inception_v4.inception_v4_arg_scope, 299, "inception"
     ),
@@ -210,13 +234,25 @@ NETWORKS = {
     "alexnet_mnist": NetworkEntry(
         mnist_models.alexnet_mnist, mnist_models.alexnet_mnist_arg_scope, 28, "lenet"
     ),
-    "lstm_mnist": NetworkEntry(mnist_models.lstm_mnist, mnist_models.lstm_mnist_arg_scope, 28, "lenet"),
-    "rnn_mnist": NetworkEntry(mnist_models.rnn_mnist, mnist_models.rnn_mnist_arg_scope, 28, "lenet"),
+    "lstm_mnist": NetworkEntry(
+        mnist_models.lstm_mnist, mnist_models.lstm_mnist_arg_scope, 28, "lenet"
+    ),
+    "rnn_mnist": NetworkEntry(
+        mnist_models.rnn_mnist, mnist_models.rnn_mnist_arg_scope, 28, "lenet"
+    ),
     # CIFAR layouts of VGG (with batch norm) and ResNet (He et al. 2016, 6n+2 layers).
-    "vgg11_cifar": NetworkEntry(cifar_models.vgg11_cifar, cifar_models.vgg_cifar_arg_scope, 32, "cifarnet"),
-    "vgg13_cifar": NetworkEntry(cifar_models.vgg13_cifar, cifar_models.vgg_cifar_arg_scope, 32, "cifarnet"),
-    "vgg16_cifar": NetworkEntry(cifar_models.vgg16_cifar, cifar_models.vgg_cifar_arg_scope, 32, "cifarnet"),
-    "vgg19_cifar": NetworkEntry(cifar_models.vgg19_cifar, cifar_models.vgg_cifar_arg_scope, 32, "cifarnet"),
+    "vgg11_cifar": NetworkEntry(
+        cifar_models.vgg11_cifar, cifar_models.vgg_cifar_arg_scope, 32, "cifarnet"
+    ),
+    "vgg13_cifar": NetworkEntry(
+        cifar_models.vgg13_cifar, cifar_models.vgg_cifar_arg_scope, 32, "cifarnet"
+    ),
+    "vgg16_cifar": NetworkEntry(
+        cifar_models.vgg16_cifar, cifar_models.vgg_cifar_arg_scope, 32, "cifarnet"
+    ),
+    "vgg19_cifar": NetworkEntry(
+        cifar_models.vgg19_cifar, cifar_models.vgg_cifar_arg_scope, 32, "cifarnet"
+    ),
     "resnet20_cifar": NetworkEntry(
         cifar_models.resnet20_cifar, cifar_models.resnet_cifar_arg_scope, 32, "cifarnet"
     ),

@@ -10,4 +10,5 @@ echo "== format and lint (ruff)"
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .
 echo "== tests"
-exec .venv/bin/python -m pytest -q -rfEs --durations=15 "${@:-tests}"
+# Two workers: graph building is single-threaded Python, and the machines have 2 cores.
+exec .venv/bin/python -m pytest -q -n 2 -rfEs --durations=25 "${@:-tests}"

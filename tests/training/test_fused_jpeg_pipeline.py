@@ -5,9 +5,9 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-from slim_compat import tf
 
 from datasets import dataset_factory, tfrecord_format
+from slim_compat import tf
 from training import input_pipeline
 
 
