@@ -35,6 +35,7 @@ absolutely. Otherwise `ParityError` reports both maximum differences.
 """
 
 import collections
+import contextlib
 import os
 
 import numpy as np
@@ -255,7 +256,7 @@ def build_inference_graph(
     image_size = image_size or entry.image_size
     preprocessing_name = (preprocessing_name or entry.preprocessing) if with_preprocessing else None
     graph = tf.Graph()
-    with graph.as_default():
+    with graph.as_default(), _tf1_control_flow():
         if with_preprocessing:
             images = tf.placeholder(tf.uint8, [None, None, None, channels], name=INPUT_NAME)
             net_input = preprocess_batch(images, preprocessing_name, image_size)
@@ -280,6 +281,25 @@ def build_inference_graph(
         channels,
         preprocessing_name,
     )
+
+
+@contextlib.contextmanager
+def _tf1_control_flow():
+    """Builds loops and conditionals as TF1 control flow (Enter / Switch / Merge ...).
+
+    tf2onnx rewrites the TF1 loop of tf.nn.dynamic_rnn into ONNX Scan / LSTM ops; the TF2
+    loop of the same layer (While with TensorList ops) it leaves unconverted. The setting
+    is process-wide, so it is restored afterwards.
+    """
+    from tensorflow.python.ops import control_flow_util
+
+    was_v2 = control_flow_util.ENABLE_CONTROL_FLOW_V2
+    tf.disable_control_flow_v2()
+    try:
+        yield
+    finally:
+        if was_v2:
+            tf.enable_control_flow_v2()
 
 
 def resolve_checkpoint(path):
@@ -375,7 +395,8 @@ def graph_def_to_onnx(graph_def, opset=DEFAULT_OPSET, model_name="tfzoo"):
     tf2onnx copies every constant's data several times per rewrite pass, which takes
     minutes for a 100M-parameter net, so the weights go round it: they enter tf2onnx as
     graph inputs and come back as initializers, and the layout changes tf2onnx then
-    inserts on them (transposes, reshapes) are folded into the initializers here.
+    inserts on them (transposes, reshapes) are applied to the weights here, before its
+    optimizer (whose transpose pass rescans every remaining transpose after each change).
     """
     import onnx
     from tf2onnx import optimizer as onnx_optimizer
@@ -400,6 +421,8 @@ def graph_def_to_onnx(graph_def, opset=DEFAULT_OPSET, model_name="tfzoo"):
             tensors_to_rename=renames,
             continue_on_error=False,
         )
+    weights = _move_layout_ops_into_weights(onnx_graph, weights)
+    _scalar_addends_as_vectors(onnx_graph)
     available = onnx_optimizer._get_optimizers()  # noqa: SLF001 (the registry tf2onnx itself uses)
     onnx_graph = onnx_optimizer.optimize_graph(
         onnx_graph,
@@ -413,13 +436,12 @@ def graph_def_to_onnx(graph_def, opset=DEFAULT_OPSET, model_name="tfzoo"):
     return model
 
 
-# Float constants of rank >= 2 with at least this many elements are the weights that go
-# round tf2onnx; smaller ones (biases, batch-norm parameters, shapes) stay constants.
-_MIN_WEIGHT_ELEMENTS = 1024
-
-
 def _weights_to_placeholders(graph_def):
-    """A copy of graph_def whose weight constants are placeholders, and {name: value}."""
+    """A copy of graph_def whose weight constants are placeholders, and {name: value}.
+
+    Weights are the floating-point constants of rank >= 2 (convolution kernels, matrices);
+    rank-0/1 constants (biases, batch-norm parameters, shapes, scalars) stay constants.
+    """
     from tensorflow.python.framework import tensor_util
 
     stripped = tf.GraphDef()
@@ -433,7 +455,6 @@ def _weights_to_placeholders(graph_def):
             tensor is not None
             and tf.as_dtype(tensor.dtype).is_floating
             and len(shape) >= 2
-            and np.prod(shape) >= _MIN_WEIGHT_ELEMENTS
             and node.name not in (INPUT_NAME, *OUTPUT_NAMES)
         ):
             weights[node.name] = tensor_util.MakeNdarray(tensor)
@@ -443,6 +464,85 @@ def _weights_to_placeholders(graph_def):
         else:
             stripped.node.add().CopyFrom(node)
     return stripped, weights
+
+
+_LAYOUT_OPS = ("Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identity")
+
+
+def _apply_layout_op(value, op_type, attrs, operands):
+    """numpy version of a layout op: value -> op(value); operands: its other (constant) inputs."""
+    if op_type == "Transpose":
+        return np.transpose(value, attrs.get("perm"))
+    if op_type == "Reshape":
+        target = [int(d) for d in np.reshape(operands[0], -1)]
+        if not attrs.get("allowzero", 0):
+            target = [value.shape[i] if d == 0 else d for i, d in enumerate(target)]
+        return np.reshape(value, target)
+    if op_type in ("Squeeze", "Unsqueeze"):
+        axes = attrs.get("axes", operands[0] if operands else None)
+        axes = None if axes is None else tuple(int(a) for a in np.reshape(axes, -1))
+        return np.squeeze(value, axes) if op_type == "Squeeze" else np.expand_dims(value, axes)
+    return value  # Identity
+
+
+def _move_layout_ops_into_weights(onnx_graph, weights):
+    """Applies the layout ops tf2onnx put on weight inputs to the weights themselves.
+
+    A weight input read only by a Transpose / Reshape / Squeeze / Unsqueeze / Identity
+    (whose other inputs are constants) becomes an input of the op's output shape, and the
+    op is applied to the weight's numpy value.
+
+    Returns:
+        the new {input name: value}.
+    """
+    weights = dict(weights)
+    for name in list(weights):
+        while True:
+            consumers = onnx_graph.find_output_consumers(name)
+            if len(consumers) != 1:
+                break
+            (op,) = consumers
+            others = [n for n in op.inputs[1:] if n is not None]
+            if (
+                op.type not in _LAYOUT_OPS
+                or op.input[0] != name
+                or not all(n.is_const() for n in others)
+            ):
+                break
+            attrs = {key: op.get_attr_value(key) for key in op.attr}
+            operands = [n.get_tensor_value(as_list=False) for n in others]
+            weights[name] = np.ascontiguousarray(
+                _apply_layout_op(weights[name], op.type, attrs, operands)
+            )
+            dtype = onnx_graph.get_dtype(name)
+            result = op.output[0]
+            placeholder = onnx_graph.get_node_by_output(name)
+            onnx_graph.remove_node(op.name)
+            onnx_graph.remove_node(placeholder.name)
+            onnx_graph.add_graph_input(name, dtype, list(weights[name].shape))
+            onnx_graph.replace_all_inputs(result, name)
+    return weights
+
+
+def _scalar_addends_as_vectors(onnx_graph):
+    """Gives the scalar constants added to tensors the shape [1] (same broadcast result).
+
+    tf2onnx 1.17's transpose optimizer fails on Conv -> Transpose -> Add(scalar constant)
+    (it takes the largest dimension of the constant's shape), as in hard-swish's x + 3.
+    """
+    from tf2onnx import utils
+
+    for node in list(onnx_graph.get_nodes()):
+        if node.type != "Add":
+            continue
+        for index, producer in enumerate(node.inputs):
+            other = node.input[1 - index]
+            if producer is None or not producer.is_const() or onnx_graph.get_rank(other) == 0:
+                continue
+            value = producer.get_tensor_value(as_list=False)
+            if value.shape == ():
+                vector = onnx_graph.make_const(utils.make_name(producer.name), value.reshape([1]))
+                onnx_graph.replace_input(node, node.input[index], vector.output[0], index)
 
 
 def _inputs_to_initializers(model, weights):
@@ -458,6 +558,20 @@ def _inputs_to_initializers(model, weights):
     )
 
 
+def _names_read(graph):
+    """Every value name the nodes of `graph` read, subgraphs (Loop, Scan, If bodies) included."""
+    from onnx import AttributeProto
+
+    for node in graph.node:
+        yield from node.input
+        for attribute in node.attribute:
+            if attribute.type == AttributeProto.GRAPH:
+                yield from _names_read(attribute.g)
+            elif attribute.type == AttributeProto.GRAPHS:
+                for subgraph in attribute.graphs:
+                    yield from _names_read(subgraph)
+
+
 def _fold_initializer_transforms(model):
     """Replaces Transpose / Reshape / Squeeze / Unsqueeze / Identity of initializers by results.
 
@@ -467,34 +581,21 @@ def _fold_initializer_transforms(model):
 
     graph = model.graph
     initializers = {i.name: i for i in graph.initializer}
-    readers = collections.Counter(n for node in graph.node for n in node.input)
+    readers = collections.Counter(_names_read(graph))
     readers.update(o.name for o in graph.output)
     renames = {}
     kept_nodes = []
     for node in graph.node:
         node.input[:] = [renames.get(n, n) for n in node.input]
         data_inputs = [n for n in node.input if n]
-        if node.op_type not in ("Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identity") or not (
+        if node.op_type not in _LAYOUT_OPS or not (
             data_inputs and all(n in initializers for n in data_inputs)
         ):
             kept_nodes.append(node)
             continue
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         arrays = [numpy_helper.to_array(initializers[n]) for n in data_inputs]
-        value = arrays[0]
-        if node.op_type == "Transpose":
-            value = np.transpose(value, attrs.get("perm"))
-        elif node.op_type == "Reshape":
-            target = [int(d) for d in arrays[1]]
-            if not attrs.get("allowzero", 0):
-                target = [value.shape[i] if d == 0 else d for i, d in enumerate(target)]
-            value = np.reshape(value, target)
-        elif node.op_type in ("Squeeze", "Unsqueeze"):
-            axes = attrs.get("axes", arrays[1] if len(arrays) > 1 else None)
-            if node.op_type == "Squeeze":
-                value = np.squeeze(value, tuple(int(a) for a in axes) if axes is not None else None)
-            else:
-                value = np.expand_dims(value, tuple(int(a) for a in axes))
+        value = _apply_layout_op(arrays[0], node.op_type, attrs, arrays[1:])
         source = data_inputs[0]
         name = node.output[0]
         if readers[source] == 1 and source not in (o.name for o in graph.output):
@@ -508,7 +609,7 @@ def _fold_initializer_transforms(model):
     for output in graph.output:
         if output.name in renames:
             raise ValueError(f"Output {output.name!r} is a folded constant")
-    used = {n for node in graph.node for n in node.input}
+    used = set(_names_read(graph))
     for initializer in list(graph.initializer):
         if initializer.name not in used:
             graph.initializer.remove(initializer)

@@ -1,24 +1,9 @@
-"""Fixtures of the interchange tests: faster graph building and informative random weights."""
+"""Fixtures of the interchange tests: informative random weights."""
 
 import numpy as np
 import pytest
-from tensorflow.python.framework import tensor as tensor_lib
 
 from slim_compat import tf
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _cheap_variable_hashing():
-    """Graph-mode (TF1) tensor hashing: building the big registry graphs about twice as fast.
-
-    tf-keras's legacy layers put every graph variable in a set; with tensor equality on,
-    each hash asks whether TF is executing eagerly.
-    """
-    previous = tensor_lib.Tensor._USE_EQUALITY
-    tf.disable_tensor_equality()
-    yield
-    if previous:
-        tf.enable_tensor_equality()
 
 
 @pytest.fixture

@@ -117,6 +117,84 @@ def independent_model(opset=OPSET, channels=3, size=16, classes=10):
     return model
 
 
+def shape_ops_model(opset=OPSET):
+    """A second onnx.helper model: padding, dilation, LRN, slicing, reductions and the
+    Shape -> Gather -> Concat -> Reshape arithmetic exporters emit, and more activations."""
+    rng = np.random.RandomState(1)
+    const = numpy_helper.from_array
+    inits = [
+        _init(rng, "conv.w", [6, 4, 3, 3]),
+        const(np.array([0, 0, 1, 2, 0, 0, 2, 1], np.int64), "pad.pads"),
+        const(np.array(0.5, np.float32), "pad.value"),
+        const(np.array([1, 1], np.int64), "slice.starts"),
+        const(np.array([8, 100], np.int64), "slice.ends"),
+        const(np.array([2, 3], np.int64), "slice.axes"),
+        const(np.array([1, 2], np.int64), "slice.steps"),
+        const(np.array([1], np.int64), "unsq.axes"),
+        const(np.array([0], np.int64), "zero"),
+        const(np.array([-1], np.int64), "minus_one"),
+        _init(rng, "sub.c", [42], 0.1),
+        const(np.array(2.0, np.float32), "two"),
+        _init(rng, "prelu.slope", [42], 0.2),
+        _init(rng, "head.w", [42, 5]),
+        const(np.array([2, 3], np.int64), "hw.axes"),
+    ]
+    node = helper.make_node
+    nodes = [
+        node("Pad", ["x", "pad.pads", "pad.value"], ["p"], mode="constant"),
+        node("Conv", ["p", "conv.w"], ["c"], dilations=[2, 2]),
+        node("LRN", ["c"], ["n"], size=3, alpha=0.01, beta=0.75, bias=1.5),
+        node("LeakyRelu", ["n"], ["l"], alpha=0.1),
+        node("Slice", ["l", "slice.starts", "slice.ends", "slice.axes", "slice.steps"], ["s"]),
+        node(
+            "ReduceMean",
+            ["s", "mean.axes"] if opset >= 18 else ["s"],
+            ["m"],
+            keepdims=0,
+            **({} if opset >= 18 else {"axes": [3]}),
+        ),
+        node("Unsqueeze", ["m", "unsq.axes"], ["u"]),
+        node("Tanh", ["u"], ["t"]),
+        node("Shape", ["x"], ["shape"]),
+        node("Gather", ["shape", "zero"], ["n1"], axis=0),
+        node("Concat", ["n1", "minus_one"], ["target"], axis=0),
+        node("Reshape", ["t", "target"], ["flat"]),
+        node("HardSigmoid", ["flat"], ["hs"], alpha=0.3, beta=0.4),
+        node("Sub", ["hs", "sub.c"], ["d"]),
+        node("Div", ["d", "two"], ["q"]),
+        node("Dropout", ["q"], ["dr"]),
+        node("PRelu", ["dr", "prelu.slope"], ["pr"]),
+        node("MatMul", ["pr", "head.w"], ["y"]),
+        node(
+            "ReduceMean",
+            ["c", "hw.axes"] if opset >= 18 else ["c"],
+            ["gm"],
+            keepdims=1,
+            **({} if opset >= 18 else {"axes": [2, 3]}),
+        ),
+        node("Squeeze", ["gm", "hw.axes"], ["z"]),
+        node("Transpose", ["c"], ["nhwc"], perm=[0, 2, 3, 1]),
+        node("Flatten", ["nhwc"], ["w"], axis=2),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "shape_ops",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 10, 10])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5]),
+            helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 6]),
+            helper.make_tensor_value_info("w", TensorProto.FLOAT, ["M", "K"]),
+        ],
+        inits,
+    )
+    if opset >= 18:  # ReduceMean's axes became an input
+        graph.initializer.append(const(np.array([3], np.int64), "mean.axes"))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
 def _onnxruntime(model, feeds, outputs):
     import onnxruntime
 
@@ -135,8 +213,9 @@ def _assert_close(reference, actual, what):
     assert diff <= bound, f"{what}: max |diff| {diff:.3g} > {bound:.3g}"
 
 
-def test_independent_nchw_model_matches_onnxruntime(graph):
-    model = independent_model()
+@pytest.mark.parametrize("opset", [11, 13, 17])
+def test_independent_nchw_model_matches_onnxruntime(opset, graph):
+    model = independent_model(opset)
     x = np.random.RandomState(1).uniform(-1, 1, (3, 3, 16, 16)).astype(np.float32)
     names = ["logits", "probabilities", "embedding"]
     expected = _onnxruntime(model, {"x": x}, names)
@@ -157,6 +236,21 @@ def test_independent_nchw_model_matches_onnxruntime(graph):
         for i in model.graph.initializer
         if i.name not in ("flat.shape", "clip.min", "clip.max")
     }
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+def test_shape_arithmetic_and_more_ops_match_onnxruntime(opset, graph):
+    model = shape_ops_model(opset)
+    x = np.random.RandomState(2).uniform(-1, 1, (3, 4, 10, 10)).astype(np.float32)
+    names = ["y", "z", "w"]
+    expected = _onnxruntime(model, {"x": x}, names)
+    imported = onnx_import.import_onnx(model)
+    with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
+        actual = session.run([imported.outputs[n] for n in names], {imported.inputs["x"]: x})
+    assert expected[2].shape == (3 * 9, 9 * 6)  # Flatten at axis 2 of [N, 9, 9, 6]
+    for name, want, got in zip(names, expected, actual):
+        _assert_close(want, got, name)
 
 
 def test_nhwc_image_input_builds_no_input_transpose(graph):
