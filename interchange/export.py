@@ -397,20 +397,19 @@ def graph_def_to_onnx(graph_def, opset=DEFAULT_OPSET, model_name="tfzoo"):
     graph inputs and come back as initializers, and the layout changes tf2onnx then
     inserts on them (transposes, reshapes) are applied to the weights here, before its
     optimizer (whose transpose pass rescans every remaining transpose after each change).
+    Unlike tf2onnx's own converter this skips grappler's constant folding, which would
+    delete additions of all-zero biases (e.g. of a freshly initialized net) and so drop
+    them from the model's parameters; the frozen graph has no identities left to fold.
     """
     import onnx
     from tf2onnx import optimizer as onnx_optimizer
-    from tf2onnx import tf_loader, tfonnx
+    from tf2onnx import tfonnx
 
     graph_def, weights = _weights_to_placeholders(graph_def)
     weight_inputs = [f"{name}:0" for name in weights]
     inputs = [f"{INPUT_NAME}:0", *weight_inputs]
     outputs = [f"{name}:0" for name in OUTPUT_NAMES]
     renames = {f"{name}:0": name for name in (INPUT_NAME, *OUTPUT_NAMES, *weights)}
-    # Grappler constant folding first, as tf2onnx's own converter does. It exports the
-    # default graph's collections too, so it runs under an empty graph.
-    with tf.Graph().as_default():
-        graph_def = tf_loader.tf_optimize(inputs, outputs, graph_def)
     with tf.Graph().as_default() as tf_graph:
         tf.import_graph_def(graph_def, name="")
         onnx_graph = tfonnx.process_tf_graph(
