@@ -238,6 +238,7 @@ def build_inference_graph(
     channels=3,
     with_preprocessing=False,
     preprocessing_name=None,
+    seed=None,
 ):
     """Builds the network for inference in a new tf.Graph, with the named input and outputs.
 
@@ -248,6 +249,7 @@ def build_inference_graph(
         channels: input channels (see `input_channels`).
         with_preprocessing: take uint8 images of any size and preprocess them in the graph.
         preprocessing_name: the preprocessing for `with_preprocessing`; default: the model's.
+        seed: graph-level random seed, which makes fresh (not restored) weights reproducible.
 
     Returns:
         an InferenceGraph.
@@ -256,6 +258,7 @@ def build_inference_graph(
     image_size = image_size or entry.image_size
     preprocessing_name = (preprocessing_name or entry.preprocessing) if with_preprocessing else None
     graph = tf.Graph()
+    graph.seed = seed
     with graph.as_default(), _tf1_control_flow():
         if with_preprocessing:
             images = tf.placeholder(tf.uint8, [None, None, None, channels], name=INPUT_NAME)
@@ -375,13 +378,11 @@ def restore_weights(session, checkpoint=None, moving_average_decay=None):
 
 def freeze(session, inference_graph):
     """The inference GraphDef with every variable turned into a constant (outputs' subgraph)."""
-    graph_def = tf.graph_util.convert_variables_to_constants(
-        session, inference_graph.graph.as_graph_def(), list(OUTPUT_NAMES)
+    # Identities (variable reads among them) go first, while the graph holds no weights.
+    graph_def = tf.graph_util.remove_training_nodes(
+        inference_graph.graph.as_graph_def(), protected_nodes=[INPUT_NAME, *OUTPUT_NAMES]
     )
-    # Variable reads become Identity nodes of constants: drop them, keeping our names.
-    return tf.graph_util.remove_training_nodes(
-        graph_def, protected_nodes=[INPUT_NAME, *OUTPUT_NAMES]
-    )
+    return tf.graph_util.convert_variables_to_constants(session, graph_def, list(OUTPUT_NAMES))
 
 
 # ------------------------------------------------------------------------- writers
@@ -397,19 +398,24 @@ def graph_def_to_onnx(graph_def, opset=DEFAULT_OPSET, model_name="tfzoo"):
     graph inputs and come back as initializers, and the layout changes tf2onnx then
     inserts on them (transposes, reshapes) are applied to the weights here, before its
     optimizer (whose transpose pass rescans every remaining transpose after each change).
-    Unlike tf2onnx's own converter this skips grappler's constant folding, which would
-    delete additions of all-zero biases (e.g. of a freshly initialized net) and so drop
-    them from the model's parameters; the frozen graph has no identities left to fold.
+    Unlike tf2onnx's own converter this runs grappler (constant folding, dependency
+    pruning) only on graphs with loops, whose RNN rewriters need it: elsewhere it would
+    only delete the additions of all-zero biases (e.g. of a freshly initialized net) and
+    so drop them from the model's parameters.
     """
     import onnx
     from tf2onnx import optimizer as onnx_optimizer
-    from tf2onnx import tfonnx
+    from tf2onnx import tf_loader, tfonnx
 
     graph_def, weights = _weights_to_placeholders(graph_def)
     weight_inputs = [f"{name}:0" for name in weights]
     inputs = [f"{INPUT_NAME}:0", *weight_inputs]
     outputs = [f"{name}:0" for name in OUTPUT_NAMES]
     renames = {f"{name}:0": name for name in (INPUT_NAME, *OUTPUT_NAMES, *weights)}
+    if any(node.op == "LoopCond" for node in graph_def.node):
+        # grappler exports the default graph's collections too: run it under an empty graph.
+        with tf.Graph().as_default():
+            graph_def = tf_loader.tf_optimize(inputs, outputs, graph_def)
     with tf.Graph().as_default() as tf_graph:
         tf.import_graph_def(graph_def, name="")
         onnx_graph = tfonnx.process_tf_graph(

@@ -16,7 +16,6 @@ NETS = {
     "nasnet_large": (nasnet.nasnet_large, nasnet.nasnet_large_arg_scope, 1001, 88.9e6),
 }
 FEATURES = {"nasnet_cifar": 768, "nasnet_mobile": 1056, "nasnet_large": 4032}
-AUX_SCOPE = {"nasnet_cifar": "aux_11", "nasnet_mobile": "aux_7", "nasnet_large": "aux_11"}
 # Exact trainable counts of the Keras ports of the TF-Slim checkpoints
 # (tf.keras.applications NASNetMobile / NASNetLarge, model.summary() "Trainable params"
 # at 1000 classes): an independent check of every layer's shape.
@@ -97,21 +96,26 @@ def test_scope_names_of_first_and_last_layers_match_tf_slim(name, inference_grap
     assert all("biases" not in n for n in names if not n.startswith("final_layer/"))
 
 
-# nasnet_large shares every line of code with these two (only its config differs), so
-# it is built as a graph only, for the count and the names, to keep the suite short.
-@pytest.mark.slow
+# The full-size nets are built as graphs only (above, for the count and the names) and
+# through the registry test; gradients are checked on 3-cell nets of the same code: the
+# CIFAR stem and the ImageNet stem cells, each with its auxiliary head.
 @pytest.mark.parametrize("name", ["nasnet_cifar", "nasnet_mobile"])
 def test_builds_with_gradients_for_every_variable_and_finite_logits(name, graph):
     network, arg_scope, _, _ = NETS[name]
+    config = {"nasnet_cifar": nasnet.CIFAR_CONFIG, "nasnet_mobile": nasnet.MOBILE_CONFIG}[name]
+    config = config._replace(num_cells=3, num_conv_filters=8)
     images = tf.random.uniform([2, SMALL_SIZE, SMALL_SIZE, 3], -1.0, 1.0, seed=1)
     with slim.arg_scope(arg_scope()):
-        logits, end_points = network(images, num_classes=7, is_training=True)
+        logits, end_points = network(images, num_classes=7, is_training=True, config=config)
     assert logits.shape.as_list() == [2, 7]
     assert end_points["AuxLogits"].shape.as_list() == [2, 7]
     assert end_points["Predictions"].shape.as_list() == [2, 7]
     shapes = {v.name[:-2]: v.shape.as_list() for v in tf.global_variables()}
-    assert shapes[f"{AUX_SCOPE[name]}/aux_logits/FC/weights"] == [768, 7]
-    assert shapes[f"{AUX_SCOPE[name]}/aux_logits/proj/weights"][-1] == 128
+    # The head sits on the normal cell before the second reduction: cell 1 of 3 here,
+    # aux_11 / aux_7 in the Large / Mobile checkpoints (cells 11 of 18 and 7 of 12).
+    aux_fc = "aux_1/aux_logits/FC/weights"
+    assert shapes[aux_fc] == [768, 7]
+    assert shapes["aux_1/aux_logits/proj/weights"][-1] == 128
 
     labels = tf.constant([1, 3])
     loss = tf.losses.sparse_softmax_cross_entropy(labels, logits)

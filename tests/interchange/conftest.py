@@ -30,8 +30,12 @@ def perturb_constant_variables():
                 assigns[variable] = rng.normal(0.0, 0.1, value.shape).astype(np.float32)
             elif value.size and np.all(value == 1):
                 assigns[variable] = rng.uniform(0.8, 1.2, value.shape).astype(np.float32)
-        for variable, value in assigns.items():
-            variable.load(value, session)
+        # One run through the initializers, their initial values fed: a run per variable
+        # costs ~0.1 s on a graph of hundreds of layers.
+        session.run(
+            [v.initializer for v in assigns],
+            {v.initializer.inputs[1]: value for v, value in assigns.items()},
+        )
         return len(assigns)
 
     return perturb

@@ -358,7 +358,8 @@ def test_round_trip_through_onnx(name, perturb_constant_variables):
 
 
 def test_round_trip_model_finetunes(perturb_constant_variables):
-    inference = export.build_inference_graph("cifarnet", 10, 32)
+    # Seeded: from some random starts, 12 steps at this rate barely move cifarnet's loss.
+    inference = export.build_inference_graph("cifarnet", 10, 32, seed=0)
     with tf.Session(graph=inference.graph) as session:
         export.restore_weights(session)
         perturb_constant_variables(session)
