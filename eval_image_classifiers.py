@@ -9,6 +9,13 @@ Several ranks (mpirun / horovodrun) split the examples and sum the counts.
 Every example of the split is counted exactly once (the last partial batch included).
 """
 
+if __name__ == "__main__":
+    # First, before TensorFlow loads: re-run this process on tcmalloc when it is installed
+    # (faster CPU training; TFZOO_MALLOC=system opts out). See training/allocator.py.
+    from training import allocator
+
+    allocator.use_tcmalloc()
+
 import json
 import os
 

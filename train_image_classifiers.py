@@ -8,6 +8,13 @@ A second run on the same --train_dir resumes from its last checkpoint. Reads top
 bottom: flags -> Horovod -> dataset -> network -> loss_fn -> optimizer -> hooks -> loop.
 """
 
+if __name__ == "__main__":
+    # First, before TensorFlow loads: re-run this process on tcmalloc when it is installed
+    # (faster CPU training; TFZOO_MALLOC=system opts out). See training/allocator.py.
+    from training import allocator
+
+    allocator.use_tcmalloc()
+
 import contextlib
 import os
 
@@ -74,6 +81,10 @@ def train(extra_hooks=()):
     if not dist.is_chief:
         logging.set_verbosity(logging.WARNING)  # Horovod: only rank 0 logs progress
     compute = precision.resolve_precision(FLAGS.precision, FLAGS.use_fp16)
+    if not tf.config.list_physical_devices("GPU"):
+        cpu_warning = precision.cpu_precision_warning(compute)
+        if cpu_warning:
+            logging.warning("%s", cpu_warning)
     entry = nets_factory.get_entry(FLAGS.model_name)
     tf.set_random_seed(FLAGS.seed)
 

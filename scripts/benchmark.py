@@ -77,6 +77,12 @@ KERAS_APPLICATIONS = {
 }
 # tfzoo model -> a keras.Sequential with the same layer sizes (built in _keras_small_model).
 KERAS_SEQUENTIAL = {"lenet": "Sequential (LeNet)", "cifarnet": "Sequential (CifarNet)"}
+# The default set: one big and one depthwise ImageNet net, the two small classics. It runs
+# in under 10 minutes on 2 CPU cores; inception_v3 and the others are a --models away.
+DEFAULT_MODELS = ("resnet_v1_50", "mobilenet_v2", "lenet", "cifarnet")
+SCALING_MODEL = "cifarnet"
+# CPU flags the report lists: the vector and matrix instructions that decide the figures.
+NOTABLE_CPU_FLAGS = {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_fp16"}
 MOCK_TRAIN_SIZE = 12800  # datasets/mock.py's train split: sets steps_per_epoch, as in training
 SECONDS_PER_MATMUL_PRECISION = 2.0  # time spent timing each matmul precision
 
@@ -97,6 +103,12 @@ def _peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _steps_per_block(cfg, step_seconds):
+    """Steps per timed block: enough for cfg['block_seconds'] at the last warm-up step's pace,
+    and at least cfg['steps']."""
+    return max(cfg["steps"], math.ceil(cfg["block_seconds"] / max(step_seconds, 1e-6)))
+
+
 def _block_stats(block_seconds, steps, images_per_step):
     """Median and spread over the timed blocks of `steps` steps each."""
     rates = [steps * images_per_step / s for s in block_seconds]
@@ -107,6 +119,7 @@ def _block_stats(block_seconds, steps, images_per_step):
         "images_per_sec_max": max(rates),
         "ms_per_step": 1000.0 * median_seconds / steps,
         "steps_per_sec": steps / median_seconds,
+        "steps_per_block": steps,
         "block_seconds": block_seconds,
     }
 
@@ -139,6 +152,7 @@ def _parse_tfzoo_flags(cfg, extra=()):
         f"--num_classes={cfg['num_classes']}",
         f"--train_image_size={cfg['image_size']}",
         f"--intra_op_parallelism_threads={cfg.get('threads', 0)}",
+        f"--inter_op_parallelism_threads={cfg.get('inter_threads', 0)}",
         "--dataset_name=mock",
     ]
     absl_flags.FLAGS(argv + list(extra))
@@ -211,21 +225,28 @@ def run_tfzoo_worker(cfg):
         broadcast = dist.hvd.broadcast_global_variables(0) if dist.hvd else tf.no_op()
         rss = tf.placeholder(tf.float32, [])
         peak_over_ranks = dist.allreduce_max(rss, name="peak_rss_over_ranks")
+        # Horovod: every rank must run as many steps as the others, or one waits forever.
+        local_steps = tf.placeholder(tf.float32, [])
+        steps_over_ranks = dist.allreduce_max(local_steps, name="steps_over_ranks")
         fetches = [step.train_op, step.total_loss]
         with tf.Session(config=distributed.session_config(dist, FLAGS)) as sess:
             sess.run(init)
             sess.run(broadcast)
             for _ in range(cfg["warmup_steps"]):
+                start = time.perf_counter()
                 sess.run(fetches)
+                warm_step_seconds = time.perf_counter() - start
+            steps = _steps_per_block(cfg, warm_step_seconds)
+            steps = int(sess.run(steps_over_ranks, {local_steps: steps}))
             block_seconds, losses = [], []
             for _ in range(cfg["repeats"]):
                 start = time.perf_counter()
-                for _ in range(cfg["steps"]):
+                for _ in range(steps):
                     _, loss = sess.run(fetches)
                 block_seconds.append(time.perf_counter() - start)
                 losses.append(float(loss))
             peak_rss = float(sess.run(peak_over_ranks, {rss: _peak_rss_mib()}))
-    result = _block_stats(block_seconds, cfg["steps"], cfg["batch_size"] * dist.size)
+    result = _block_stats(block_seconds, steps, cfg["batch_size"] * dist.size)
     result.update(
         ranks=dist.size,
         peak_rss_mib=peak_rss,
@@ -352,27 +373,31 @@ def run_keras_worker(cfg):
         tf, cfg["batch_size"], cfg["image_size"], cfg["channels"], cfg["num_classes"]
     )
     dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
-    warmup, steps, repeats = cfg["warmup_steps"], cfg["steps"], cfg["repeats"]
-    # The end of step warmup-1 starts the first block; every `steps` steps end one.
-    boundaries = {warmup - 1 + r * steps for r in range(repeats + 1)}
-    stamps, losses = {}, []
+    warmup, repeats = cfg["warmup_steps"], cfg["repeats"]
+    losses, stamps = [], []  # stamps: the end of the warm-up, then of every timed block
 
     class BlockTimer(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            if batch in boundaries:
-                losses.append(float(logs["loss"]))  # a host read: waits for the step
-                stamps[batch] = time.perf_counter()
+        """Warm-up steps, then `repeats` blocks sized like tfzoo's (_steps_per_block)."""
 
-    model.fit(
-        dataset,
-        epochs=1,
-        steps_per_epoch=warmup + steps * repeats,
-        verbose=0,
-        callbacks=[BlockTimer()],
-    )
-    ends = sorted(stamps)
-    block_seconds = [stamps[b] - stamps[a] for a, b in zip(ends, ends[1:])]
-    result = _block_stats(block_seconds, steps, cfg["batch_size"])
+        steps = None  # per block, set at the end of the warm-up
+
+        def on_train_begin(self, logs=None):
+            self.last = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = float(logs["loss"])  # a host read: waits for the step to finish
+            now = time.perf_counter()
+            step_seconds, self.last = now - self.last, now
+            if batch == warmup - 1:
+                BlockTimer.steps = _steps_per_block(cfg, step_seconds)
+            if batch >= warmup - 1 and (batch - warmup + 1) % BlockTimer.steps == 0:
+                losses.append(loss)
+                stamps.append(now)
+                self.model.stop_training = len(stamps) > repeats
+
+    model.fit(dataset, epochs=1, steps_per_epoch=10**9, verbose=0, callbacks=[BlockTimer()])
+    block_seconds = [b - a for a, b in zip(stamps, stamps[1:])]
+    result = _block_stats(block_seconds, BlockTimer.steps, cfg["batch_size"])
     result.update(
         keras_model=keras_peer_name(cfg["model"]),
         keras_version=keras.__version__,
@@ -397,6 +422,13 @@ def model_defaults(model, image_size_override=None, num_classes_override=None):
     return image_size, channels, num_classes
 
 
+def machine_precisions(gpus, cpu_flags):
+    """The default --precisions: fp32, and the low precisions the machine computes natively."""
+    from training import hardware
+
+    return ["fp32", *(("fp16", "bf16") if gpus else hardware.native_cpu_precisions(cpu_flags))]
+
+
 def run_machine_worker(cfg):
     """What does not change between configurations, measured once.
 
@@ -406,7 +438,7 @@ def run_machine_worker(cfg):
     """
     from image_models import nets_factory
     from slim_compat import tf
-    from training import precision
+    from training import hardware, precision
 
     tf.disable_eager_execution()
     baseline_rss = _peak_rss_mib()  # TensorFlow imported, nothing run yet
@@ -418,11 +450,14 @@ def run_machine_worker(cfg):
         )
         return
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    precisions = cfg["precisions"] or machine_precisions(gpus, hardware.cpu_flags())
     n = cfg["matmul_size"]
-    matmul = {}
-    config = tf.ConfigProto(intra_op_parallelism_threads=cfg.get("threads", 0))
-    for name in cfg["precisions"]:
+
+    def matmul_gflops(name, threads):
         dtype = precision.PRECISIONS[name]
+        config = tf.ConfigProto(
+            intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1
+        )
         with tf.Graph().as_default():
             # Variables, not constants: grappler would fold a product of constants. The sum is
             # fetched because grappler prunes a stateless op that only a tf.group depends on;
@@ -439,7 +474,22 @@ def run_machine_worker(cfg):
                     start = time.perf_counter()
                     sess.run(product)
                     times.append(time.perf_counter() - start)
-        matmul[name] = {"size": n, "gflops_per_sec": 2.0 * n**3 / statistics.median(times) / 1e9}
+        return 2.0 * n**3 / statistics.median(times) / 1e9
+
+    matmul = {
+        name: {"size": n, "gflops_per_sec": matmul_gflops(name, cfg.get("threads", 0))}
+        for name in dict.fromkeys(precisions + cfg["extra_precisions"])
+    }
+    scaling_matmul = None
+    if cfg.get("scaling_threads") and not gpus:
+        # What N ranks sharing this CPU could gain on compute-bound work: the fp32 matmul
+        # rate with every core over the rate with one rank's share of the cores.
+        per_rank = matmul_gflops("fp32", cfg["scaling_threads"])
+        scaling_matmul = {
+            "threads_per_rank": cfg["scaling_threads"],
+            "gflops_per_sec_per_rank_threads": per_rank,
+            "gflops_per_sec_every_core": matmul_gflops("fp32", 0),
+        }
     models = {}
     for model in cfg["models"]:
         image_size, channels, num_classes = model_defaults(
@@ -462,7 +512,10 @@ def run_machine_worker(cfg):
             "keras": _package_version("keras"),
             "horovod": _package_version("horovod"),
             "baseline_rss_mib": baseline_rss,
+            "cpu_flags": sorted(hardware.cpu_flags() & NOTABLE_CPU_FLAGS),
+            "precisions": precisions,
             "matmul": matmul,
+            "scaling_matmul": scaling_matmul,
             "models": models,
         },
     )
@@ -547,10 +600,22 @@ def _package_version(name):
 class Launcher:
     """Starts workers as subprocesses and collects their JSON results."""
 
-    def __init__(self, work_dir, timeout):
+    def __init__(self, work_dir, timeout, tcmalloc_kinds=("tfzoo", "allreduce")):
         self.work_dir = work_dir
         self.timeout = timeout
+        # Worker kinds that run on tcmalloc, as tfzoo's entry points do (training/allocator.py).
+        self.tcmalloc_kinds = tcmalloc_kinds
         self._count = 0
+
+    def allocators(self):
+        """Which malloc the tfzoo and Keras workers run on."""
+        from training import allocator
+
+        installed = allocator.tcmalloc_path() is not None
+        return {
+            kind: "tcmalloc" if installed and kind in self.tcmalloc_kinds else "glibc malloc"
+            for kind in ("tfzoo", "keras")
+        }
 
     def run(self, kind, cfg, ranks=None, force_horovod=False):
         """Runs one worker (under mpirun when `ranks` is given); returns its result dict.
@@ -558,11 +623,16 @@ class Launcher:
         A failed worker gives {"error": "..."} with the end of its output, so one
         configuration that cannot run (e.g. a precision without kernels) does not stop the rest.
         """
+        from training import allocator
+
         self._count += 1
         result_file = os.path.join(self.work_dir, f"{self._count:03d}_{kind}.json")
         cfg = dict(cfg, result_file=result_file)
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_REPO_ROOT, env.get("PYTHONPATH")]))
+        library = allocator.tcmalloc_path()
+        if kind in self.tcmalloc_kinds and library:
+            env = allocator.tcmalloc_environment(env, library)
         command = [sys.executable, _SCRIPT, f"--worker={kind}", "--worker_config", json.dumps(cfg)]
         if ranks is not None:
             if force_horovod:
@@ -574,14 +644,15 @@ class Launcher:
                     "--oversubscribe",
                     "--bind-to",
                     "none",  # ranks share the cores through their thread counts, not pinning
+                    # A rank waiting in a collective yields its core instead of spinning on
+                    # it (which, with the ranks sharing the cores, starves the others).
+                    "--mca",
+                    "mpi_yield_when_idle",
+                    "1",
                     "-np",
                     str(ranks),
-                    "-x",
-                    "PYTHONPATH",
-                    "-x",
-                    "TF_CPP_MIN_LOG_LEVEL",
                 ]
-                + (["-x", "TFZOO_FORCE_HOROVOD"] if force_horovod else [])
+                + [a for k in env if k in _PASSED_ENV for a in ("-x", k)]
                 + command
             )
         start = time.perf_counter()
@@ -609,6 +680,16 @@ class Launcher:
         return result
 
 
+# Environment variables that mpirun passes on to the ranks when set.
+_PASSED_ENV = (
+    "PYTHONPATH",
+    "TF_CPP_MIN_LOG_LEVEL",
+    "TFZOO_FORCE_HOROVOD",
+    "LD_PRELOAD",
+    "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD",
+)
+
+
 def _progress(message):
     print(message, file=sys.stderr, flush=True)
 
@@ -617,11 +698,12 @@ def run_benchmark(args, launcher):
     """Runs every worker the arguments ask for; returns the report dict."""
     common = {
         "warmup_steps": args.warmup_steps,
+        "block_seconds": args.block_seconds,
         "steps": args.steps,
         "repeats": args.repeats,
         "threads": args.threads,
     }
-    scaling_model = [args.scaling_model or args.models[0]] if args.scaling else []
+    scaling_model = [args.scaling_model or SCALING_MODEL] if args.scaling else []
     models = list(dict.fromkeys(args.models + scaling_model))
     _progress("machine: devices, matmul throughput, model FLOPs ...")
     machine = launcher.run(
@@ -630,12 +712,12 @@ def run_benchmark(args, launcher):
             "models": models,
             "image_size": args.image_size,
             "num_classes": args.num_classes,
-            "precisions": list(
-                dict.fromkeys(args.precisions + ([args.scaling_precision] if args.scaling else []))
-            ),
+            "precisions": args.precisions,  # None: the machine's (fp32 + native low precisions)
+            "extra_precisions": [args.scaling_precision] if args.scaling else [],
             "matmul_size": args.matmul_size,
             "matmul_seconds": SECONDS_PER_MATMUL_PRECISION,
             "threads": args.threads,
+            "scaling_threads": _cpu_threads_per_rank(args) if args.scaling else 0,
         },
     )
     if "error" in machine:
@@ -645,6 +727,7 @@ def run_benchmark(args, launcher):
             f"unknown model(s) {', '.join(machine['unknown_models'])}; valid names: "
             f"{', '.join(machine['valid_models'])}"
         )
+    args.precisions = machine["precisions"]
 
     runs = []
     configs = [
@@ -708,6 +791,7 @@ def run_benchmark(args, launcher):
                 "precisions",
                 "input",
                 "warmup_steps",
+                "block_seconds",
                 "steps",
                 "repeats",
                 "image_size",
@@ -717,6 +801,7 @@ def run_benchmark(args, launcher):
             )
         },
         "machine": machine,
+        "allocators": launcher.allocators(),
         "runs": runs,
         "scaling": None,
         "allreduce": None,
@@ -727,6 +812,11 @@ def run_benchmark(args, launcher):
     return report
 
 
+def _cpu_threads_per_rank(args):
+    """Intra-op threads of each rank when the scaling ranks share this machine's CPU."""
+    return max(1, (os.cpu_count() or 1) // (args.scaling_ranks or 2))
+
+
 def run_scaling(args, launcher, common, machine):
     """1 rank vs N ranks under Horovod, and the allreduce bandwidth at N ranks."""
     if shutil.which("mpirun") is None:
@@ -735,7 +825,7 @@ def run_scaling(args, launcher, common, machine):
         return {"error": "Horovod is not installed (scripts/setup.sh builds it)"}, None
     gpus = len(machine.get("gpus") or [])
     ranks = args.scaling_ranks or (gpus if gpus > 1 else 2)
-    model = args.scaling_model or args.models[0]
+    model = args.scaling_model or SCALING_MODEL
     precision = args.scaling_precision or "fp32"
     batch_size = args.batch_sizes[0]
     facts = machine["models"][model]
@@ -744,12 +834,13 @@ def run_scaling(args, launcher, common, machine):
         facts["channels"],
         facts["num_classes"],
     )
-    # On CPU the ranks share the cores: each rank gets cores/N threads in BOTH runs, so the
-    # 1-rank baseline is one "device" like each rank of the N-rank run.
-    threads = 0 if gpus else max(1, (os.cpu_count() or 1) // ranks)
+    # On CPU the ranks share the cores: each rank gets cores/N threads (and runs one op at a
+    # time) in BOTH runs, so the 1-rank baseline is one "device" like each rank of the N.
+    threads = 0 if gpus else _cpu_threads_per_rank(args)
     cfg = dict(
         common,
         threads=threads,
+        inter_threads=0 if gpus else 1,
         model=model,
         batch_size=batch_size,
         precision=precision,
@@ -775,6 +866,11 @@ def run_scaling(args, launcher, common, machine):
     if "error" not in one and "error" not in many:
         scaling["speedup"] = many["images_per_sec"] / one["images_per_sec"]
         scaling["efficiency"] = scaling["speedup"] / ranks
+    matmul = machine.get("scaling_matmul")
+    if matmul:
+        scaling["compute_ceiling"] = (
+            matmul["gflops_per_sec_every_core"] / matmul["gflops_per_sec_per_rank_threads"]
+        )
     _progress(f"allreduce: {args.allreduce_mb} MB over {ranks} ranks ...")
     allreduce = launcher.run(
         "allreduce",
@@ -852,11 +948,14 @@ def format_report(report):
     out = [
         "## Training throughput",
         "",
-        f"Machine: {machine['cpu']}, {machine['cpu_count']} CPU(s), "
+        f"Machine: {machine['cpu']}, {machine['cpu_count']} CPU(s) "
+        f"({', '.join(machine.get('cpu_flags') or []) or 'flags unknown'}), "
         f"GPUs: {', '.join(machine['gpus']) or 'none'}; TensorFlow {machine['tensorflow']}, "
-        f"Keras {machine['keras'] or '-'}, Horovod {machine['horovod'] or '-'}. "
-        f"{s['warmup_steps']} warm-up steps, then {s['repeats']} x {s['steps']} timed steps; "
-        "img/s is the median over the repeats (min-max).",
+        f"Keras {machine['keras'] or '-'}, Horovod {machine['horovod'] or '-'}; tfzoo on "
+        f"{report['allocators']['tfzoo']}, Keras on {report['allocators']['keras']}. "
+        f"{s['warmup_steps']} warm-up steps, then {s['repeats']} timed blocks of at least "
+        f"{s['steps']} step(s) and {_num(s['block_seconds'])} s each; img/s is the median "
+        "over the blocks (min-max).",
         "",
         "Matmul throughput (the MFU denominator):",
         "",
@@ -959,6 +1058,7 @@ def format_report(report):
                         f"{n} ranks img/s",
                         "speed-up",
                         "efficiency",
+                        "matmul ceiling",
                     ],
                     [
                         [
@@ -971,6 +1071,9 @@ def format_report(report):
                             f"{scaling['speedup']:.2f}x" if "speedup" in scaling else "-",
                             f"{100 * scaling['efficiency']:.0f}%"
                             if "efficiency" in scaling
+                            else "-",
+                            f"{scaling['compute_ceiling']:.2f}x"
+                            if "compute_ceiling" in scaling
                             else "-",
                         ]
                     ],
@@ -1048,6 +1151,28 @@ def notes(report):
             "scale adds an all-gradients finiteness check per step; bf16 is the CPU's mixed "
             "precision, fp16 with loss scaling is the GPU path."
         )
+    if (
+        not gpu
+        and "bf16" in s["precisions"]
+        and not {"avx512_bf16", "amx_bf16"} & set(machine.get("cpu_flags") or [])
+    ):
+        result.append(
+            "bf16 on this CPU: it has neither AVX512-BF16 nor AMX, so TensorFlow's bf16 "
+            "convolutions fall back to slow reference kernels (the bf16 matmul is converted "
+            "to fp32 inside); bf16 pays only on CPUs with those instructions, or on GPUs."
+        )
+    allocators = report.get("allocators") or {}
+    if allocators and any(r.get("keras") for r in report["runs"]):
+        result.append(
+            f"Allocator: tfzoo's workers run on {allocators['tfzoo']}, as its entry points do "
+            "(training/allocator.py re-executes them with tcmalloc preloaded); the Keras peer "
+            f"runs on {allocators['keras']}"
+            + (
+                ", as a Keras user runs it; --keras_allocator=tcmalloc gives it tcmalloc too."
+                if allocators["keras"] != allocators["tfzoo"]
+                else "."
+            )
+        )
     if any(r.get("keras") for r in report["runs"]):
         result.append(
             "Keras peer: keras.applications models with weights=None and "
@@ -1072,7 +1197,10 @@ def notes(report):
                 else f"On CPU the ranks share the cores: each rank runs "
                 f"{scaling['threads_per_rank']} intra-op thread(s) in both runs, so the "
                 "efficiency shows Horovod's overhead and the ranks' contention for memory "
-                "bandwidth on one machine, not what a second machine would add."
+                "bandwidth on one machine, not what a second machine would add. Matmul "
+                "ceiling: the fp32 matmul rate with every core over the rate with one rank's "
+                "threads, timed in this run: the most N ranks sharing this CPU can gain on "
+                "compute-bound work (about 1x when the cores share their vector units)."
             )
         )
     allreduce = report.get("allreduce")
@@ -1135,12 +1263,17 @@ def parse_args(argv):
     parser.add_argument(
         "--models",
         type=_csv,
-        default=["resnet_v1_50", "mobilenet_v2", "inception_v3", "lenet", "cifarnet"],
+        default=list(DEFAULT_MODELS),
         help="comma-separated names from image_models/nets_factory.py",
     )
     parser.add_argument("--batch_sizes", type=_csv_ints, default=[32], help="per rank, csv")
     parser.add_argument(
-        "--precisions", type=_csv, default=list(PRECISIONS), help="csv of fp32, bf16, fp16"
+        "--precisions",
+        type=_csv,
+        default=None,
+        help="csv of fp32, bf16, fp16 (default: fp32 and the low precisions this machine "
+        "computes natively: fp16 and bf16 on a GPU, bf16 / fp16 on CPUs with AVX512-BF16 / "
+        "AVX512-FP16 or AMX)",
     )
     parser.add_argument(
         "--input",
@@ -1149,8 +1282,14 @@ def parse_args(argv):
         help="csv of synthetic (a batch held on the device) and pipeline (the trainer's "
         "tf.data pipeline on mock data)",
     )
-    parser.add_argument("--warmup_steps", type=int, default=3, help="untimed steps first (>= 1)")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
+    parser.add_argument("--warmup_steps", type=int, default=2, help="untimed steps first (>= 1)")
+    parser.add_argument(
+        "--block_seconds",
+        type=float,
+        default=6.0,
+        help="length of a timed block: steps per block = this / the last warm-up step's time",
+    )
+    parser.add_argument("--steps", type=int, default=1, help="minimum timed steps per block")
     parser.add_argument("--repeats", type=int, default=3, help="timed blocks (median, min-max)")
     parser.add_argument(
         "--image_size",
@@ -1181,12 +1320,23 @@ def parse_args(argv):
     parser.add_argument(
         "--scaling_ranks", type=int, default=0, help="N (default: the GPUs if > 1, else 2)"
     )
-    parser.add_argument("--scaling_model", default=None, help="default: the first of --models")
+    parser.add_argument(
+        "--scaling_model",
+        default=None,
+        help=f"default: {SCALING_MODEL} (small enough for 1 thread per rank on a CPU)",
+    )
     parser.add_argument("--scaling_precision", default="fp32", help="fp32, bf16 or fp16")
     parser.add_argument("--allreduce_mb", type=float, default=100.0, help="MB (1e6 bytes)")
     parser.add_argument("--allreduce_iters", type=int, default=5, help="timed allreduces")
     parser.add_argument(
         "--matmul_size", type=int, default=4096, help="N of the NxN matmul (MFU denominator)"
+    )
+    parser.add_argument(
+        "--keras_allocator",
+        choices=("system", "tcmalloc"),
+        default="system",
+        help="malloc of the Keras peer: glibc's, as a Keras user runs it (default), or "
+        "tcmalloc, as tfzoo runs (TFZOO_MALLOC=system runs tfzoo on glibc's too)",
     )
     parser.add_argument("--output_json", default=None, help="also write the report here")
     parser.add_argument(
@@ -1199,22 +1349,36 @@ def parse_args(argv):
     if args.worker:
         return args
 
-    for name in args.precisions + [args.scaling_precision]:
+    for name in (args.precisions or []) + [args.scaling_precision]:
         if name not in PRECISIONS:
             parser.error(f"unknown precision {name!r}; valid: {', '.join(PRECISIONS)}")
     for name in args.input:
         if name not in INPUTS:
             parser.error(f"unknown input {name!r}; valid: {', '.join(INPUTS)}")
-    if not (args.models and args.batch_sizes and args.precisions and args.input):
+    if not (args.models and args.batch_sizes and args.precisions != [] and args.input):
         parser.error("--models, --batch_sizes, --precisions and --input need one value at least")
     for flag in ("warmup_steps", "steps", "repeats", "matmul_size", "allreduce_iters"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag} must be >= 1, got {getattr(args, flag)}")
     if any(b < 1 for b in args.batch_sizes):
         parser.error(f"--batch_sizes must be positive, got {args.batch_sizes}")
+    if args.block_seconds < 0:
+        parser.error(f"--block_seconds must be >= 0, got {args.block_seconds}")
     if args.image_size is not None and args.image_size < 1:
         parser.error(f"--image_size must be positive, got {args.image_size}")
     return args
+
+
+def _tcmalloc_kinds(args):
+    """The worker kinds that run on tcmalloc (when it is installed)."""
+    from training import allocator
+
+    kinds = ()
+    if os.environ.get(allocator.ENV_SWITCH) != "system":
+        kinds += ("tfzoo", "allreduce")
+    if args.keras_allocator == "tcmalloc":
+        kinds += ("keras",)
+    return kinds
 
 
 def main(argv=None):
@@ -1225,7 +1389,9 @@ def main(argv=None):
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tfzoo_benchmark_") as work_dir:
         try:
-            report = run_benchmark(args, Launcher(work_dir, args.worker_timeout))
+            report = run_benchmark(
+                args, Launcher(work_dir, args.worker_timeout, _tcmalloc_kinds(args))
+            )
         except ValueError as e:  # an unknown model name: a usage error, as argparse's
             sys.exit(f"benchmark.py: error: {e}")
     report["wall_seconds"] = time.perf_counter() - start

@@ -19,7 +19,7 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/tfzoo"
 log() { echo "[setup] $*" >&2; }
 
 # ---------------------------------------------------------------- 1. Debian packages
-DEB_PACKAGES=(libopenmpi-dev openmpi-bin g++ make cmake git)
+DEB_PACKAGES=(libopenmpi-dev openmpi-bin g++ make cmake git libtcmalloc-minimal4)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -46,7 +46,10 @@ fi
 
 # ---------------------------------------------------------------- 3. Horovod from source
 TF_VERSION="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("tensorflow"))')"
-HVD_KEY="hvd${HOROVOD_VERSION}-tf${TF_VERSION}-$(sha256sum "$0" | cut -c1-12)"
+# The key hashes this section (the build recipe) only: editing the rest of the file
+# does not rebuild Horovod.
+HVD_RECIPE="$(sed -n '/^# -* 3\. Horovod from source/,$p' "$0" | sha256sum | cut -c1-12)"
+HVD_KEY="hvd${HOROVOD_VERSION}-tf${TF_VERSION}-${HVD_RECIPE}"
 if [[ "$(cat "$VENV/.horovod.stamp" 2>/dev/null)" != "$HVD_KEY" ]]; then
   WHEELS="$CACHE/wheels/$HVD_KEY"
   if ! ls "$WHEELS"/horovod-*.whl >/dev/null 2>&1; then

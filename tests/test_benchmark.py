@@ -42,6 +42,7 @@ def test_smallest_configuration_reports_every_field(tmp_path):
         "--precisions=fp32",
         "--repeats=1",
         "--steps=2",
+        "--block_seconds=0",  # exactly --steps per block
         "--warmup_steps=1",
         "--matmul_size=128",
         "--no_scaling",
@@ -53,6 +54,7 @@ def test_smallest_configuration_reports_every_field(tmp_path):
     machine = report["machine"]
     assert machine["cpu_count"] >= 1 and machine["tensorflow"]
     assert positive_finite(machine["matmul"]["fp32"]["gflops_per_sec"])
+    assert machine["precisions"] == ["fp32"] and list(machine["matmul"]) == ["fp32"]
     lenet = machine["models"]["lenet"]
     assert (lenet["image_size"], lenet["channels"], lenet["num_classes"]) == (28, 1, 10)
     # Profiler count, batch 2 minus batch 1: one image's forward+backward is about 3x forward.
@@ -83,6 +85,7 @@ def test_smallest_configuration_reports_every_field(tmp_path):
             assert positive_finite(side[key]), (key, side[key])
         assert side["images_per_sec_min"] <= side["images_per_sec"] <= side["images_per_sec_max"]
         assert len(side["block_seconds"]) == 1 and side["loss_finite"]
+        assert side["steps_per_block"] == 2
         # ms/step and img/s describe the same timed block.
         assert side["images_per_sec"] == pytest.approx(4 * 1000.0 / side["ms_per_step"])
     for key in ("train_gflop_per_image", "achieved_gflops_per_sec", "mfu"):
@@ -103,6 +106,33 @@ def test_smallest_configuration_reports_every_field(tmp_path):
     for header in ("img/s (min-max)", "ms/step", "steps/s", "peak RSS MiB", "MFU", "GFLOP/s"):
         assert header in printed
     assert "### Notes" in printed
+
+
+def test_blocks_last_block_seconds_and_at_least_steps(monkeypatch):
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "scripts"))
+    import benchmark
+
+    cfg = {"block_seconds": 6.0, "steps": 1}
+    assert benchmark._steps_per_block(cfg, 0.01) == 600  # a small net: many steps per block
+    assert benchmark._steps_per_block(cfg, 11.6) == 1  # resnet_v1_50 on 2 cores: one
+    assert benchmark._steps_per_block(dict(cfg, steps=5), 11.6) == 5
+    assert benchmark._steps_per_block(dict(cfg, block_seconds=0), 0.01) == 1
+
+
+def test_default_precisions_are_the_machines_native_ones(monkeypatch):
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "scripts"))
+    import benchmark
+
+    assert benchmark.parse_args([]).precisions is None  # resolved by the machine worker
+    zen3 = {"avx2", "fma"}
+    assert benchmark.machine_precisions([], zen3) == ["fp32"]
+    assert benchmark.machine_precisions([], zen3 | {"amx_bf16"}) == ["fp32", "bf16"]
+    assert benchmark.machine_precisions(["/physical_device:GPU:0"], zen3) == [
+        "fp32",
+        "fp16",
+        "bf16",
+    ]
+    assert benchmark.parse_args(["--precisions=fp32,bf16"]).precisions == ["fp32", "bf16"]
 
 
 def test_unknown_names_are_usage_errors():

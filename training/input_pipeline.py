@@ -130,9 +130,12 @@ def build_dataset(
     if use_caching:
         ds = ds.cache()
     if is_training:
-        ds = ds.repeat()
+        # Shuffle, then repeat: every epoch yields each example of this rank exactly once
+        # (in a new order). Shuffling a repeated stream would mix epochs, so an example
+        # could be missing from a whole epoch's worth of steps while another came twice.
         if shuffle_buffer_size and shuffle_buffer_size > 1:
             ds = ds.shuffle(shuffle_buffer_size, seed=seed + rank, reshuffle_each_iteration=True)
+        ds = ds.repeat()
 
     @tf.autograph.experimental.do_not_convert  # plain graph code: skip AutoGraph's slow parse
     def process(image, label):

@@ -132,6 +132,14 @@ def test_training_batches_have_a_static_size_and_repeat(tmp_path):
         np.testing.assert_array_equal(ids_from_pixels(images), labels)
 
 
+def test_every_training_epoch_yields_each_example_once_in_a_new_order(tmp_path):
+    spec = mnist_spec(write_records(tmp_path, [3, 4]))
+    (batches,) = read_ranks([lambda: build(spec, is_training=True, batch_size=7)[0]], limit=3)
+    epochs = [labels.tolist() for _, labels in batches]  # one batch = one epoch of 7
+    assert all(sorted(epoch) == list(range(7)) for epoch in epochs), epochs
+    assert len({tuple(epoch) for epoch in epochs}) > 1  # reshuffled between epochs
+
+
 @pytest.mark.parametrize("file_sizes", [[3, 4, 5, 6], [5, 2, 6]], ids=["files", "examples"])
 def test_training_ranks_read_disjoint_parts(tmp_path, file_sizes):
     files = write_records(tmp_path, file_sizes)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from slim_compat import slim, tf
-from training import precision
+from training import hardware, precision
 from training import train_op as train_op_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -127,6 +127,24 @@ def test_resolve_precision(name, use_fp16, want):
 def test_use_fp16_conflicts_with_bf16():
     with pytest.raises(ValueError, match="--use_fp16.*--precision=bf16"):
         precision.resolve_precision("bf16", use_fp16=True)
+
+
+def test_cpu_warning_only_without_native_low_precision_instructions(tmp_path):
+    zen3 = {"avx2", "fma", "f16c"}
+    sapphire_rapids = zen3 | {"avx512f", "avx512_bf16", "amx_bf16", "avx512_fp16"}
+    warning = precision.cpu_precision_warning("bf16", zen3)
+    assert "--precision=bf16" in warning and "avx512_bf16 or amx_bf16" in warning
+    assert precision.cpu_precision_warning("bf16", sapphire_rapids) is None
+    assert "avx512_fp16" in precision.cpu_precision_warning("fp16", zen3 | {"avx512_bf16"})
+    assert precision.cpu_precision_warning("fp32", zen3) is None
+    assert precision.cpu_precision_warning("bf16", set()) is None  # unknown CPU: no claim
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n\nflags\t: other\n")
+    assert hardware.cpu_flags(str(cpuinfo)) == {"fpu", "avx2", "avx512_bf16"}
+    assert hardware.cpu_flags(str(tmp_path / "missing")) == set()
+    assert hardware.native_cpu_precisions(sapphire_rapids) == ["bf16", "fp16"]
+    assert hardware.native_cpu_precisions(zen3) == []
 
 
 def test_unknown_precision_lists_the_valid_ones():
