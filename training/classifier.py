@@ -7,6 +7,7 @@ has one, and the regularisation losses, all summed in fp32.
 """
 
 from slim_compat import tf
+from training import cpu_kernels
 from training import precision as precision_lib
 
 
@@ -22,7 +23,11 @@ def build_logits(network_fn, images, precision="fp32", reuse=None, **net_kwargs)
     """
     dtype = precision_lib.PRECISIONS[precision]
     getter = precision_lib.master_weights_getter(dtype) if dtype != tf.float32 else None
-    with tf.variable_scope(tf.get_variable_scope(), reuse=reuse, custom_getter=getter):
+    # training/cpu_kernels.py: dense layers' input gradients avoid a slow CPU kernel.
+    with (
+        tf.variable_scope(tf.get_variable_scope(), reuse=reuse, custom_getter=getter),
+        cpu_kernels.faster_cpu_gradients(),
+    ):
         logits, end_points = network_fn(tf.cast(images, dtype), **net_kwargs)
     end_points = dict(end_points)
     if "AuxLogits" in end_points:
