@@ -1114,8 +1114,10 @@ def notes(report):
         "training/train_step.py (the trainer's own) in a plain tf.Session; the trainer's "
         "MonitoredTrainingSession hooks (NaN guard, stop-at-step, periodic logs) add one "
         "scalar fetch per step that is not timed here. For small nets (lenet, cifarnet) the "
-        "fixed cost of a step (session.run dispatch, optimizer update of every variable) "
-        "decides: compare steps/s there.",
+        "fixed cost of a step (session.run dispatch, the update of every variable, the "
+        "dense layers' gradients) weighs most at small batches: compare steps/s there. On "
+        "CPU tfzoo takes a dense layer's input gradient as (W dy^T)^T for large weights "
+        "(training/cpu_kernels.py): TensorFlow's stock dy W^T kernel is 3-10x slower.",
         "synthetic: one batch in a variable on the device, so the figure is the model's own "
         "speed. pipeline: the trainer's tf.data pipeline on the 'mock' dataset, which draws "
         "and preprocesses every image on the CPU"
