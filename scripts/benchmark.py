@@ -4,7 +4,9 @@ For every model x batch size x precision x input, a fresh worker process builds 
 tfzoo training step (training/train_step.build_train_step: the network in its precision
 under the fp32-master-weight getter, TF-Slim's loss, the momentum optimizer, loss scaling
 for fp16, the update; the same function train_image_classifiers.py calls), runs warm-up
-steps, then times --repeats blocks of --steps steps. Inputs:
+steps, then times --repeats blocks, each of as many steps as last --block_seconds at the
+last warm-up step's pace (and at least --steps). tfzoo's workers run on tcmalloc, as its
+entry points do (training/allocator.py). Inputs:
 
 * synthetic: one fixed batch held in a variable on the device, no input pipeline;
 * pipeline: the trainer's input pipeline (training/input_pipeline.build_dataset) on the
@@ -20,16 +22,18 @@ The peer: the same architecture as a keras.applications model (ResNet50, MobileN
 InceptionV3, ...; weights=None), or an equivalent keras.Sequential for lenet and cifarnet,
 trained with model.fit on the same batch (the same stateless random tensor), batch size
 and precision (mixed_bfloat16 / mixed_float16), each side in its own process (Keras 3
-runs eagerly / tf.function, tfzoo in graph mode).
+runs eagerly / tf.function, tfzoo in graph mode), on glibc's malloc unless
+--keras_allocator=tcmalloc.
 
-Scaling: --scaling_model (default: the first model) at the first batch size, synthetic
-input, under Horovod with 1 and N ranks (mpirun --allow-run-as-root --oversubscribe -np N;
-N = the GPUs of a GPU machine, else --scaling_ranks, default 2), and the allreduce
-bandwidth of a --allreduce_mb tensor over the N ranks.
+Scaling: --scaling_model (default: cifarnet) at the first batch size, synthetic input,
+under Horovod with 1 and N ranks (mpirun --allow-run-as-root --oversubscribe -np N;
+N = the GPUs of a GPU machine, else --scaling_ranks, default 2), the fp32 matmul rate of
+every core over one rank's share of them (what N ranks sharing a CPU can gain), and the
+allreduce bandwidth of a --allreduce_mb tensor over the N ranks.
 
-    python scripts/benchmark.py --models=resnet_v1_50,mobilenet_v2,inception_v3,lenet,cifarnet \\
-        --batch_sizes=32 --precisions=fp32,bf16,fp16 --input=synthetic,pipeline \\
-        --output_json=benchmark.json
+    python scripts/benchmark.py --output_json=benchmark.json    # the default set, < 10 min
+    python scripts/benchmark.py --models=resnet_v1_50,inception_v3 --precisions=fp32,bf16 \\
+        --input=synthetic,pipeline --no_scaling
 
 Prints markdown tables and notes to stdout, progress to stderr. The figures come from one
 run on a possibly shared machine: compare ratios within a run, not machines.

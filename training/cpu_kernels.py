@@ -24,6 +24,8 @@ LARGE_WEIGHT_ELEMENTS = 1 << 18
 @tf.RegisterGradient(GRADIENT_NAME)
 def _matmul_gradient(op, grad):
     """MatMul's gradient, with dy W^T taken as (W dy^T)^T when W is large."""
+    # Every other case keeps TensorFlow's own MatMul gradient (a private function of
+    # tensorflow.python.ops.math_grad, pinned with TensorFlow in requirements.txt).
     if op.get_attr("transpose_a") or op.get_attr("transpose_b"):
         return math_grad._MatMulGrad(op, grad)
     a, b = op.inputs
