@@ -44,6 +44,10 @@ def launch(out_dir, flags, np_=2, launcher="mpirun"):
             "mpirun",
             "--allow-run-as-root",
             "--oversubscribe",
+            # More ranks than free cores: a rank waiting in a collective yields its core.
+            "--mca",
+            "mpi_yield_when_idle",
+            "1",
             "-np",
             str(np_),
             "-x",
