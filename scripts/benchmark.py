@@ -85,8 +85,9 @@ KERAS_SEQUENTIAL = {"lenet": "Sequential (LeNet)", "cifarnet": "Sequential (Cifa
 # in under 10 minutes on 2 CPU cores; inception_v3 and the others are a --models away.
 DEFAULT_MODELS = ("resnet_v1_50", "mobilenet_v2", "lenet", "cifarnet")
 SCALING_MODEL = "cifarnet"
-# CPU flags the report lists: the vector and matrix instructions that decide the figures.
-NOTABLE_CPU_FLAGS = {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_fp16"}
+# CPU flags the report lists beside the low-precision ones of training/hardware.py: the
+# vector instructions that decide the figures.
+VECTOR_CPU_FLAGS = {"avx2", "fma", "avx512f"}
 MOCK_TRAIN_SIZE = 12800  # datasets/mock.py's train split: sets steps_per_epoch, as in training
 SECONDS_PER_MATMUL_PRECISION = 2.0  # time spent timing each matmul precision
 
@@ -516,7 +517,9 @@ def run_machine_worker(cfg):
             "keras": _package_version("keras"),
             "horovod": _package_version("horovod"),
             "baseline_rss_mib": baseline_rss,
-            "cpu_flags": sorted(hardware.cpu_flags() & NOTABLE_CPU_FLAGS),
+            "cpu_flags": sorted(
+                hardware.cpu_flags() & VECTOR_CPU_FLAGS.union(*hardware.NATIVE_CPU_FLAGS.values())
+            ),
             "precisions": precisions,
             "matmul": matmul,
             "scaling_matmul": scaling_matmul,
@@ -605,19 +608,20 @@ class Launcher:
     """Starts workers as subprocesses and collects their JSON results."""
 
     def __init__(self, work_dir, timeout, tcmalloc_kinds=("tfzoo", "allreduce")):
+        from training import allocator
+
         self.work_dir = work_dir
         self.timeout = timeout
-        # Worker kinds that run on tcmalloc, as tfzoo's entry points do (training/allocator.py).
-        self.tcmalloc_kinds = tcmalloc_kinds
+        # Worker kinds that run on tcmalloc, as tfzoo's entry points do (training/allocator.py),
+        # when it is installed.
+        self.tcmalloc = allocator.tcmalloc_path()
+        self.tcmalloc_kinds = tcmalloc_kinds if self.tcmalloc else ()
         self._count = 0
 
     def allocators(self):
         """Which malloc the tfzoo and Keras workers run on."""
-        from training import allocator
-
-        installed = allocator.tcmalloc_path() is not None
         return {
-            kind: "tcmalloc" if installed and kind in self.tcmalloc_kinds else "glibc malloc"
+            kind: "tcmalloc" if kind in self.tcmalloc_kinds else "glibc malloc"
             for kind in ("tfzoo", "keras")
         }
 
@@ -634,9 +638,8 @@ class Launcher:
         cfg = dict(cfg, result_file=result_file)
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_REPO_ROOT, env.get("PYTHONPATH")]))
-        library = allocator.tcmalloc_path()
-        if kind in self.tcmalloc_kinds and library:
-            env = allocator.tcmalloc_environment(env, library)
+        if kind in self.tcmalloc_kinds:
+            env = allocator.tcmalloc_environment(env, self.tcmalloc)
         command = [sys.executable, _SCRIPT, f"--worker={kind}", "--worker_config", json.dumps(cfg)]
         if ranks is not None:
             if force_horovod:
@@ -707,7 +710,7 @@ def run_benchmark(args, launcher):
         "repeats": args.repeats,
         "threads": args.threads,
     }
-    scaling_model = [args.scaling_model or SCALING_MODEL] if args.scaling else []
+    scaling_model = [args.scaling_model] if args.scaling else []
     models = list(dict.fromkeys(args.models + scaling_model))
     _progress("machine: devices, matmul throughput, model FLOPs ...")
     machine = launcher.run(
@@ -829,7 +832,7 @@ def run_scaling(args, launcher, common, machine):
         return {"error": "Horovod is not installed (scripts/setup.sh builds it)"}, None
     gpus = len(machine.get("gpus") or [])
     ranks = args.scaling_ranks or (gpus if gpus > 1 else 2)
-    model = args.scaling_model or SCALING_MODEL
+    model = args.scaling_model
     precision = args.scaling_precision or "fp32"
     batch_size = args.batch_sizes[0]
     facts = machine["models"][model]
@@ -1109,6 +1112,8 @@ def format_report(report):
 
 def notes(report):
     """Short notes on how each figure was measured and what bounds it."""
+    from training import hardware
+
     machine = report["machine"]
     s = report["settings"]
     gpu = bool(machine["gpus"])
@@ -1157,10 +1162,11 @@ def notes(report):
             "scale adds an all-gradients finiteness check per step; bf16 is the CPU's mixed "
             "precision, fp16 with loss scaling is the GPU path."
         )
+    cpu_flags = set(machine.get("cpu_flags") or [])
     if (
         not gpu
         and "bf16" in s["precisions"]
-        and not {"avx512_bf16", "amx_bf16"} & set(machine.get("cpu_flags") or [])
+        and "bf16" not in hardware.native_cpu_precisions(cpu_flags)
     ):
         result.append(
             "bf16 on this CPU: it has neither AVX512-BF16 nor AMX, so TensorFlow's bf16 "
@@ -1328,8 +1334,8 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--scaling_model",
-        default=None,
-        help=f"default: {SCALING_MODEL} (small enough for 1 thread per rank on a CPU)",
+        default=SCALING_MODEL,
+        help="default: %(default)s (small enough for 1 thread per rank on a CPU)",
     )
     parser.add_argument("--scaling_precision", default="fp32", help="fp32, bf16 or fp16")
     parser.add_argument("--allreduce_mb", type=float, default=100.0, help="MB (1e6 bytes)")
