@@ -53,6 +53,14 @@ def evaluate():
 
 
 @pytest.fixture
+def export_from_flags():
+    """export_from_flags(**flags) -> the report of export_model.export_from_flags()."""
+    import export_model
+
+    return lambda **flags: run_entry_point(export_model, "export_from_flags", **flags)
+
+
+@pytest.fixture
 def write_mnist_records(tmp_path):
     """write_mnist_records(sizes={'train': n, 'test': m}, num_shards=1) -> dataset_dir.
 

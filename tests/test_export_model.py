@@ -157,29 +157,16 @@ def test_trained_checkpoint_exports_to_every_format(train, tmp_path):
     assert saved_names["onnx/LeNet/fc4/weights"] == [1024, 10]
 
 
-def _export_in_process(**flag_values):
-    from absl import flags as absl_flags
-
-    import export_model
-
-    absl_flags.FLAGS.unparse_flags()
-    absl_flags.FLAGS(["export_model"] + [f"--{k}={v}" for k, v in flag_values.items()])
-    try:
-        return export_model.export_from_flags()
-    finally:
-        absl_flags.FLAGS.unparse_flags()
-
-
-def test_missing_flags_are_named(tmp_path):
+def test_missing_flags_are_named(tmp_path, export_from_flags):
     """In-process: the checks that run before any graph is built."""
     with pytest.raises(ValueError, match="--format=None is not a format"):
-        _export_in_process(output=str(tmp_path / "a"))
+        export_from_flags(output=str(tmp_path / "a"))
     with pytest.raises(ValueError, match="--output is required"):
-        _export_in_process(format="onnx")
+        export_from_flags(format="onnx")
     with pytest.raises(ValueError, match="--checkpoint is required"):
-        _export_in_process(format="onnx", output=str(tmp_path / "a"))
+        export_from_flags(format="onnx", output=str(tmp_path / "a"))
     with pytest.raises(FileNotFoundError, match="No checkpoint in directory"):
-        _export_in_process(format="onnx", output=str(tmp_path / "a"), checkpoint=str(tmp_path))
+        export_from_flags(format="onnx", output=str(tmp_path / "a"), checkpoint=str(tmp_path))
 
 
 def test_import_onnx_registers_the_model_for_the_harness(tmp_path, monkeypatch):
