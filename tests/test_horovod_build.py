@@ -2,12 +2,13 @@
 builds with it, the launch scripts follow it.
 
 This machine has no GPU, so the selection runs against fake CUDA / NCCL trees in tmp_path
-(TFZOO_SYSROOT stands for /, a private PATH hides any real nvcc), and the launch scripts
-print their command (TFZOO_LAUNCH_DRY_RUN=1) instead of starting it.
+(TFZOO_SYSROOT stands for /, a private PATH hides any real nvcc), setup.sh runs in a copy
+of the checkout whose .venv has a fake pip and python (nothing is built or installed, the
+shared .venv is not touched), and the launch scripts print their command
+(TFZOO_LAUNCH_DRY_RUN=1) instead of starting it.
 """
 
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -139,7 +140,7 @@ def test_forced_nccl_without_nccl_is_an_error_naming_what_is_missing(machine):
     assert "TFZOO_HOROVOD_VARIANT=nccl, but CUDA at" in stderr and "but no NCCL" in stderr
 
 
-def test_the_wheel_cache_key_names_the_variant(machine):
+def test_the_build_id_names_the_variant_and_hashes_the_build(machine):
     _, cpu, _ = select(machine.env())
     machine.cuda()
     machine.nccl()
@@ -150,19 +151,123 @@ def test_the_wheel_cache_key_names_the_variant(machine):
     _, moved, _ = select(machine.env(NCCL_HOME=machine.nccl("opt/nccl")))
     assert moved["TFZOO_HOROVOD_BUILD_ID"] != nccl["TFZOO_HOROVOD_BUILD_ID"]
 
-    with open(os.path.join(ROOT, "scripts", "setup.sh")) as f:
-        setup = f.read()
-    recipe = setup[
-        setup.index("# ---------------------------------------------------------------- 3.") :
-    ]
-    # setup.sh keys the wheel by the build id, builds with the helper's variables and no
-    # others, checks NCCL on a GPU build, says which build it installed and writes it down.
-    assert re.search(r'^HVD_KEY=".*\$\{TFZOO_HOROVOD_BUILD_ID\}', recipe, re.M)
-    assert 'HVD_BUILD_ENV="$(bash "$ROOT/scripts/horovod_build_env.sh")"' in recipe
-    assert "HOROVOD_CPU_OPERATIONS" not in recipe  # the helper's, not a second copy
-    assert "hvd.nccl_built()" in recipe
-    assert 'log "installed Horovod $HOROVOD_VERSION, $HVD_WHAT"' in recipe
-    assert '>"$VENV/horovod_build.env"' in recipe
+
+# Stand-ins for the venv's pip and python, so setup.sh's Horovod section runs for real in a
+# copy of the checkout without building or installing anything: `pip wheel` writes the
+# HOROVOD_* variables it was given into the "wheel", `pip install` copies it to
+# $FAKE_INSTALLED, and python's Horovod checks read that.
+FAKE_PIP = r"""#!/bin/bash
+set -eu
+echo "pip $1" >>"$FAKE_LOG"
+last="${*: -1}"
+case "$1" in
+  download)
+    while [[ "$1" != -d ]]; do shift; done
+    src="$(mktemp -d)/horovod-0.28.1"
+    mkdir -p "$src/horovod/tensorflow"
+    printf 'set(SOURCES mpi_ops.cc\n    xla_mpi_ops.cc)\n' >"$src/horovod/tensorflow/CMakeLists.txt"
+    tar -czf "$2/horovod-0.28.1.tar.gz" -C "$(dirname "$src")" horovod-0.28.1 ;;
+  wheel)
+    while [[ "$1" != -w ]]; do shift; done
+    ! grep -q xla_mpi_ops "$last/horovod/tensorflow/CMakeLists.txt"
+    env | grep '^HOROVOD_' | sort >"$2/horovod-0.28.1-cp311-cp311-linux_x86_64.whl" ;;
+  install) cp "$last" "$FAKE_INSTALLED" ;;
+esac
+"""
+FAKE_PYTHON = r"""#!/bin/bash
+case "$2" in
+  *importlib.metadata*) echo 2.21.0 ;;
+  *nccl_built*) grep -qx HOROVOD_GPU_OPERATIONS=NCCL "$FAKE_INSTALLED" ;;
+  *mpi_built*) grep -qx HOROVOD_WITH_MPI=1 "$FAKE_INSTALLED" ;;
+  *) exit 3 ;;
+esac
+"""
+SETUP_TOOLS = TOOLS + ("sed", "tar", "gzip", "grep", "mktemp", "ls", "rm", "mv", "mkdir", "id")
+SETUP_TOOLS += ("cp", "env", "sort", "tail", "head", "chmod", "touch")
+
+
+@pytest.fixture
+def setup_copy(machine, tmp_path):
+    """run() -> (stderr, pip commands, HOROVOD_* of the installed wheel) of scripts/setup.sh
+    in a copy of the checkout whose .venv has the fake pip and python."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    for name in ("setup.sh", "horovod_build_env.sh"):
+        shutil.copy(os.path.join(ROOT, "scripts", name), repo / "scripts" / name)
+    shutil.copy(os.path.join(ROOT, "requirements.txt"), repo / "requirements.txt")
+    venv_bin = repo / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    for name, text in (("pip", FAKE_PIP), ("python", FAKE_PYTHON)):
+        (venv_bin / name).write_text(text)
+        (venv_bin / name).chmod(0o755)
+    digest = subprocess.run(
+        ["sha256sum", str(repo / "requirements.txt")], capture_output=True, text=True
+    ).stdout[:16]
+    (repo / ".venv" / ".requirements.stamp").write_text(digest + "\n")  # step 2 is done
+    for tool in SETUP_TOOLS:
+        if not (machine.bin / tool).exists():
+            os.symlink(shutil.which(tool), machine.bin / tool)
+    (machine.bin / "dpkg").write_text("#!/bin/sh\nexit 0\n")  # every Debian package is there
+    (machine.bin / "dpkg").chmod(0o755)
+    log, installed = tmp_path / "pip.log", tmp_path / "installed.whl"
+
+    def run(**env):
+        log.write_text("")
+        proc = subprocess.run(
+            ["bash", str(repo / "scripts" / "setup.sh")],
+            env=machine.env(
+                FAKE_LOG=log, FAKE_INSTALLED=installed, XDG_CACHE_HOME=tmp_path / "cache", **env
+            ),
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stderr
+        wheel = dict(line.split("=", 1) for line in installed.read_text().split())
+        written = (repo / ".venv" / "horovod_build.env").read_text()
+        return proc.stderr, log.read_text().split("\n")[:-1], wheel, written
+
+    run.cache = tmp_path / "cache" / "tfzoo" / "wheels"
+    return run
+
+
+def test_setup_builds_installs_and_reports_the_variant_it_found(machine, setup_copy):
+    # CPU machine; a HOROVOD_* variable left in the shell does not leak into the build.
+    stderr, pip, wheel, written = setup_copy(HOROVOD_GPU_OPERATIONS="NCCL")
+    assert pip == ["pip download", "pip wheel", "pip install"]
+    assert wheel == {
+        "HOROVOD_CPU_OPERATIONS": "MPI",
+        "HOROVOD_WITH_GLOO": "1",
+        "HOROVOD_WITH_MPI": "1",
+        "HOROVOD_WITH_TENSORFLOW": "1",
+        "HOROVOD_WITHOUT_MXNET": "1",
+        "HOROVOD_WITHOUT_PYTORCH": "1",
+    }
+    assert "[setup] installed Horovod 0.28.1, CPU build: MPI and Gloo operations, no NCCL" in stderr
+    assert stderr.rstrip().endswith("Horovod 0.28.1, CPU build)")
+    assert "TFZOO_HOROVOD_VARIANT=cpu" in written.splitlines()
+    (cpu_wheels,) = os.listdir(setup_copy.cache)
+    assert "-cpu-" in cpu_wheels
+
+    # Nothing changed: nothing built or installed.
+    _, pip, _, _ = setup_copy()
+    assert pip == []
+
+    # CUDA and NCCL appear: a GPU build, under its own key (the CPU wheel is not reused).
+    cuda, nccl = machine.cuda(), machine.nccl()
+    stderr, pip, wheel, written = setup_copy()
+    assert pip == ["pip download", "pip wheel", "pip install"]
+    assert wheel["HOROVOD_GPU_OPERATIONS"] == "NCCL" and wheel["HOROVOD_CUDA_HOME"] == str(cuda)
+    assert wheel["HOROVOD_NCCL_LIB"] == str(nccl / "lib" / "x86_64-linux-gnu")
+    assert f"installed Horovod 0.28.1, GPU build: NCCL operations (CUDA at {cuda}" in stderr
+    assert stderr.rstrip().endswith("Horovod 0.28.1, NCCL build)")
+    assert "TFZOO_HOROVOD_VARIANT=nccl" in written.splitlines()
+    nccl_wheels = set(os.listdir(setup_copy.cache)) - {cpu_wheels}
+    assert len(nccl_wheels) == 1 and "-nccl-" in nccl_wheels.pop()
+
+    # Forced back to CPU: the cached CPU wheel is installed again, not rebuilt.
+    stderr, pip, wheel, _ = setup_copy(TFZOO_HOROVOD_VARIANT="cpu")
+    assert pip == ["pip install"] and "HOROVOD_GPU_OPERATIONS" not in wheel
+    assert "building Horovod" not in stderr
 
 
 def launch(machine, script, build_env, **env):
