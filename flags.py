@@ -212,6 +212,12 @@ def define_flags():
     f.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept in train_dir.")
     f.DEFINE_integer("profile_every_n_steps", 0, "Write a Chrome trace every N steps (0: off).")
     f.DEFINE_boolean(
+        "tf_startup_logs",
+        False,
+        "Show TensorFlow's C++ start-up banners, hidden by default on machines without a GPU "
+        "(also TFZOO_TF_LOGS=1; read from the command line before TensorFlow loads).",
+    )
+    f.DEFINE_boolean(
         "print_model_statistics",
         False,
         "Print every trainable variable with its "
