@@ -149,8 +149,10 @@ def define_flags():
     f.DEFINE_enum(
         "learning_rate_decay_type",
         "exponential",
-        ["fixed", "exponential", "polynomial"],
-        "How the learning rate decays.",
+        ["fixed", "exponential", "polynomial", "linear", "inverse_sqrt", "noam"],
+        "How the learning rate decays (training/learning_rates.py): linear = to "
+        "--end_learning_rate at --stop_at_step; inverse_sqrt and noam warm up over "
+        "--warmup_steps by themselves.",
     )
     f.DEFINE_float("end_learning_rate", 0.0001, "Final learning rate of polynomial decay.")
     f.DEFINE_float("learning_rate_decay_factor", 0.94, "Exponential decay factor.")
@@ -160,7 +162,17 @@ def define_flags():
         "Epochs between exponential decays / length of polynomial decay.",
     )
     f.DEFINE_integer("warmup_steps", 0, "Steps of warmup from 1% of the rate to the full rate.")
-    f.DEFINE_enum("warmup_scheme", "t2t", ["t2t"], "Warmup shape: t2t = exponential from 1%.")
+    f.DEFINE_enum(
+        "warmup_scheme",
+        "t2t",
+        ["t2t", "linear"],
+        "Warmup shape: t2t = exponential from 1%; linear = from 0 (google's BERT).",
+    )
+    f.DEFINE_integer(
+        "noam_hidden_size",
+        512,
+        "noam schedule: the model width d in lr * d^-0.5 * min(step^-0.5, step * warmup^-1.5).",
+    )
     f.DEFINE_enum(
         "decay_scheme",
         None,
@@ -181,8 +193,8 @@ def define_flags():
     f.DEFINE_enum(
         "optimizer",
         "momentum",
-        ["adadelta", "adagrad", "adam", "ftrl", "momentum", "sgd", "rmsprop"],
-        "Optimizer.",
+        ["adadelta", "adagrad", "adam", "ftrl", "momentum", "sgd", "rmsprop", "adamw", "lamb"],
+        "Optimizer (training/optimizers.py).",
     )
     f.DEFINE_float("adadelta_rho", 0.95, "Adadelta decay rate.")
     f.DEFINE_float("adagrad_initial_accumulator_value", 0.1, "Adagrad starting accumulator.")
@@ -196,6 +208,19 @@ def define_flags():
     f.DEFINE_float("momentum", 0.9, "Momentum of the momentum optimizer.")
     f.DEFINE_float("rmsprop_momentum", 0.9, "RMSProp momentum.")
     f.DEFINE_float("rmsprop_decay", 0.9, "RMSProp decay of the squared-gradient average.")
+    f.DEFINE_float(
+        "decoupled_weight_decay",
+        0.01,
+        "adamw / lamb: weight decay added to the update, not the loss (google's "
+        "weight_decay_rate); 0 turns it off.",
+    )
+    f.DEFINE_string(
+        "decoupled_weight_decay_exclude",
+        "LayerNorm,layer_norm,bias",
+        "adamw / lamb: comma-separated regular expressions; variables whose name matches one get no weight "
+        "decay (and, for lamb, no trust ratio).",
+    )
+    f.DEFINE_float("adamw_epsilon", 1e-6, "Epsilon of adamw and lamb (google's BERT: 1e-6).")
     f.DEFINE_float("max_gradient_norm", None, "Clip gradients by this global norm.")
 
     # ------------------------------------------------------------------ logging
@@ -211,6 +236,12 @@ def define_flags():
     f.DEFINE_integer("save_summaries_steps", 100, "Write TensorBoard summaries every N steps.")
     f.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept in train_dir.")
     f.DEFINE_integer("profile_every_n_steps", 0, "Write a Chrome trace every N steps (0: off).")
+    f.DEFINE_boolean(
+        "tf_startup_logs",
+        False,
+        "Show TensorFlow's C++ start-up banners, hidden by default on machines without a GPU "
+        "(also TFZOO_TF_LOGS=1; read from the command line before TensorFlow loads).",
+    )
     f.DEFINE_boolean(
         "print_model_statistics",
         False,

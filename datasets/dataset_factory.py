@@ -19,9 +19,10 @@ import json
 import os
 import re
 
-import tensorflow as tf2
-
 from datasets import cifar10, cifar100, flowers, image_folder, imagenet, mnist, mock
+from training import tf_startup
+
+tf2 = tf_startup.import_tensorflow()
 
 DATASETS = {
     "mock": mock,
