@@ -85,3 +85,41 @@ def test_follow_needs_a_directory(evaluate, tmp_path):
     prefix = str(tmp_path / "model.ckpt-3")
     with pytest.raises(ValueError, match=f"--follow.*{prefix}"):
         evaluate(**EVAL, dataset_dir=str(tmp_path), checkpoint_path=prefix, follow=True)
+
+
+def test_held_out_split_by_default_and_a_corrupt_record_is_named(
+    train, evaluate, write_mnist_records, tmp_path
+):
+    dataset_dir = write_mnist_records({"train": 16, "test": 13}, num_shards=2)
+    train_dir = str(tmp_path / "run")
+    train(**dict(TRAIN, batch_size=4), dataset_dir=dataset_dir, train_dir=train_dir, stop_at_step=1)
+    flags = dict(EVAL, dataset_dir=dataset_dir, checkpoint_path=train_dir)
+    del flags["eval_split_name"]
+    # mnist has no validation split: its test split is the held-out one.
+    metrics = evaluate(**flags)
+    assert metrics["count"] == 13 and metrics["step"] == 1
+
+    bad = os.path.join(dataset_dir, "mnist_test-00001-of-00002.tfrecord")
+    with open(bad, "r+b") as f:
+        f.seek(20)
+        f.write(b"garbage" * 10)
+    with pytest.raises(RuntimeError, match="split 'test': .*mnist_test-00001-of-00002.tfrecord"):
+        evaluate(**flags)
+
+
+def test_eval_image_size_is_the_eval_input_size():
+    from absl import flags as absl_flags
+
+    import eval_image_classifiers
+    from slim_compat import tf
+    from training import distributed
+
+    absl_flags.FLAGS.unparse_flags()
+    absl_flags.FLAGS(["test", "--num_classes=10", "--train_image_size=24", "--eval_image_size=36"])
+    try:
+        with tf.Graph().as_default() as graph:
+            eval_image_classifiers.build_graph(distributed.Distributed(None))
+            images = graph.get_tensor_by_name("eval/IteratorGetNext:0")
+            assert images.shape.as_list()[1:3] == [36, 36]
+    finally:
+        absl_flags.FLAGS.unparse_flags()
