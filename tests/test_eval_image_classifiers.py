@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 
 import pytest
 
@@ -123,3 +124,79 @@ def test_eval_image_size_is_the_eval_input_size():
             assert images.shape.as_list()[1:3] == [36, 36]
     finally:
         absl_flags.FLAGS.unparse_flags()
+
+
+@pytest.mark.slow
+@pytest.mark.horovod
+def test_follow_on_two_ranks_agrees_on_each_checkpoint_and_skips_a_deleted_one(
+    train, evaluate, write_mnist_records, tmp_path
+):
+    import shutil
+    import threading
+
+    from slim_compat import tf
+    from tests.training.test_horovod import launch
+
+    dataset_dir = write_mnist_records({"train": 16, "test": 13}, num_shards=2)
+    train_dir = str(tmp_path / "run")
+    train(
+        **dict(TRAIN, batch_size=4),
+        dataset_dir=dataset_dir,
+        train_dir=train_dir,
+        stop_at_step=2,
+        save_checkpoints_steps=1,
+    )
+    first, second = (os.path.join(train_dir, f"model.ckpt-{s}") for s in (1, 2))
+    expected = evaluate(**EVAL, dataset_dir=dataset_dir, checkpoint_path=second)
+    # The directory starts with checkpoint 1 only; checkpoint 2 waits aside.
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    for name in os.listdir(train_dir):
+        if name.startswith("model.ckpt-2."):
+            shutil.move(os.path.join(train_dir, name), staged / name)
+    tf.train.update_checkpoint_state(train_dir, first, [first])
+
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "hold_first_restore").write_text("")
+
+    def trainer_moves_on():
+        # Once rank 0 has chosen checkpoint 1 (and before it reads it), checkpoint 1 is
+        # deleted and checkpoint 2 appears, as keep_checkpoint_max does to a slow evaluator.
+        deadline = time.monotonic() + 300
+        while not (out / "restoring").exists():
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.2)
+        for name in os.listdir(train_dir):
+            if name.startswith("model.ckpt-1."):
+                os.remove(os.path.join(train_dir, name))
+        for name in os.listdir(staged):
+            shutil.move(staged / name, os.path.join(train_dir, name))
+        tf.train.update_checkpoint_state(train_dir, second, [second])
+        (out / "go").write_text("")
+
+    mover = threading.Thread(target=trainer_moves_on, daemon=True)
+    mover.start()
+    ranks, proc = launch(
+        str(out),
+        [f"--{k}={v}" for k, v in EVAL.items()]
+        + [
+            f"--dataset_dir={dataset_dir}",
+            f"--checkpoint_path={train_dir}",
+            "--follow",
+            "--eval_timeout_secs=3",
+        ],
+        driver=os.path.join(os.path.dirname(os.path.abspath(__file__)), "eval_horovod_driver.py"),
+    )
+    mover.join(timeout=5)
+    assert (out / "restoring").read_text() == first  # rank 0 did choose checkpoint 1 first
+    assert f"Skipped {first}" in proc.stderr
+    # Both ranks skipped checkpoint 1, evaluated checkpoint 2 alike, and stopped together.
+    assert [r["size"] for r in ranks] == [2, 2]
+    assert ranks[0]["results"] == ranks[1]["results"]
+    (result,) = ranks[0]["results"]
+    assert result["checkpoint"] == second and result["step"] == 2
+    assert result["count"] == 13  # 7 + 6 examples on the two ranks, summed
+    assert result["top1"] == expected["top1"] and result["top5"] == expected["top5"]
+    assert result["loss"] == pytest.approx(expected["loss"], rel=1e-5)
