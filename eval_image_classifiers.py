@@ -57,9 +57,9 @@ class ChiefDecisions:
             self._feed = tf.placeholder(tf.int32, [1 + _MAX_TEXT_BYTES], name="decision")
             # Horovod: rank 0's decision reaches every rank.
             self._decision = dist.broadcast_from_chief(self._feed, name="chief_decision")
-            self._failed_feed = tf.placeholder(tf.float32, [], name="failed")
-            # Horovod: 1 when any rank failed, so all ranks act on the same outcome.
-            self._any_failed = dist.allreduce_max(self._failed_feed, name="any_rank_failed")
+            self._outcome_feed = tf.placeholder(tf.float32, [], name="outcome")
+            # Horovod: the worst outcome over ranks, so all ranks act on the same one.
+            self._worst = dist.allreduce_max(self._outcome_feed, name="worst_outcome")
 
     def share(self, session, command=WAIT, text=""):
         """Returns rank 0's (command, text) on every rank."""
@@ -72,9 +72,9 @@ class ChiefDecisions:
         data = bytes(decision[1:].astype(np.uint8)).rstrip(b"\0")
         return int(decision[0]), data.decode("utf-8", errors="replace")
 
-    def any_failed(self, session, failed):
-        """True on every rank when `failed` is True on at least one rank."""
-        return bool(session.run(self._any_failed, {self._failed_feed: float(failed)}))
+    def worst(self, session, outcome):
+        """The largest of every rank's `outcome` (a small non-negative int), on every rank."""
+        return int(session.run(self._worst, {self._outcome_feed: float(outcome)}))
 
 
 def build_graph(dist):
@@ -105,26 +105,58 @@ def build_graph(dist):
     ops = evaluation.build_eval_ops(dataset, network_fn, num_classes, dist, compute)
     if FLAGS.use_moving_average:
         ema = tf.train.ExponentialMovingAverage(FLAGS.moving_average_decay or 0.9999)
-        saver = tf.train.Saver(ema.variables_to_restore())
+        variables = ema.variables_to_restore()
     else:
-        saver = tf.train.Saver(tf.global_variables())
+        variables = {v.op.name: v for v in tf.global_variables()}
+    saver = tf.train.Saver(variables)
+    saver.tfzoo_variables = variables  # checkpoint key -> variable, for check_shapes
     return ops, saver, spec
 
 
-def restore_on_every_rank(session, saver, checkpoint, decisions):
-    """Restores `checkpoint` on this rank; returns None when every rank did, else the error.
+def check_shapes(checkpoint, variables):
+    """Raises ValueError when a variable of the checkpoint has another shape than the model's.
 
-    A rank that cannot restore (the files were deleted after rank 0 chose them) tells the
-    others, so all ranks skip the checkpoint together instead of one of them failing or
-    waiting alone in the evaluation's allreduce.
+    Saver.restore would assign it anyway (a 5-class head into a 10-class graph) and the
+    evaluation would run a different network than the flags describe.
     """
-    error = None
+    shapes = tf.train.NewCheckpointReader(checkpoint).get_variable_to_shape_map()
+    mismatched = [
+        f"{key}: model {var.shape.as_list()} vs checkpoint {list(shapes[key])}"
+        for key, var in sorted(variables.items())
+        if key in shapes and var.shape.as_list() != list(shapes[key])
+    ]
+    if mismatched:
+        raise ValueError(
+            f"Checkpoint {checkpoint} does not fit --model_name={FLAGS.model_name} with these "
+            f"flags (check --num_classes / --labels_offset): {'; '.join(mismatched)}"
+        )
+
+
+RESTORED, DELETED, BROKEN = 0, 1, 2  # restore outcomes, worst last
+
+
+def restore_on_every_rank(session, saver, checkpoint, decisions):
+    """Restores `checkpoint` on every rank; returns None, or why it is gone.
+
+    A checkpoint whose files were deleted after rank 0 chose it (the trainer's
+    --keep_checkpoint_max) is gone for every rank alike: the returned error says so and the
+    caller skips it. Any other failure (e.g. a checkpoint of another model) is raised on
+    every rank. Either way no rank is left waiting alone in the evaluation's allreduce.
+    """
+    error, outcome = None, RESTORED
     try:
+        check_shapes(checkpoint, saver.tfzoo_variables)
         saver.restore(session, checkpoint)
-    except (ValueError, tf.errors.NotFoundError, tf.errors.DataLossError) as e:
+    except (ValueError, tf.errors.OpError) as e:
         error = e
-    if decisions.any_failed(session, error is not None):
-        return error or RuntimeError(f"another rank could not restore {checkpoint}")
+        outcome = DELETED if not tf.train.checkpoint_exists(checkpoint) else BROKEN
+    worst = decisions.worst(session, outcome)
+    if worst == BROKEN:
+        if outcome == BROKEN:
+            raise error
+        raise RuntimeError(f"Another rank could not restore {checkpoint}; see its error")
+    if worst == DELETED:
+        return error or FileNotFoundError(f"{checkpoint} was deleted before another rank read it")
     return None
 
 
@@ -174,15 +206,18 @@ def resolve(path):
 
 def evaluate_once(session, ops, saver, dist, spec, decisions, writer):
     """--checkpoint_path once: rank 0 resolves it (a directory: its latest checkpoint)."""
-    command, text = EVALUATE, ""
+    command, text, error = EVALUATE, "", None
     if dist.is_chief:
         try:
             text = resolve(FLAGS.checkpoint_path)
         except (ValueError, FileNotFoundError) as e:
-            command, text = FAIL, str(e)
+            command, text, error = FAIL, str(e), e
+    # Horovod: rank 0's choice (or failure) reaches every rank, so none waits alone.
     command, text = decisions.share(session, command, text)
     if command == FAIL:
-        raise FileNotFoundError(text)
+        if error is not None:
+            raise error
+        raise FileNotFoundError(f"rank 0 could not resolve --checkpoint_path: {text}")
     error = restore_on_every_rank(session, saver, text, decisions)
     if error is not None:
         raise FileNotFoundError(f"Cannot restore checkpoint {text}: {error}") from error
@@ -207,6 +242,7 @@ def follow(session, ops, saver, dist, spec, decisions, writer):
                 command, text = EVALUATE, latest
             elif time.monotonic() >= deadline:
                 command = STOP
+        # Horovod: every rank does what rank 0 decided.
         command, text = decisions.share(session, command, text)
         if command == STOP:
             if dist.is_chief:
@@ -232,6 +268,7 @@ def follow(session, ops, saver, dist, spec, decisions, writer):
 def evaluate():
     """Evaluates --checkpoint_path once (metrics dict) or, with --follow, each new one (list)."""
     dist = distributed.init(FLAGS)
+    flags.warn_pai_only_flags(dist.is_chief)
     if FLAGS.follow and not os.path.isdir(FLAGS.checkpoint_path or ""):
         raise ValueError(
             f"--follow needs --checkpoint_path to be a directory, got {FLAGS.checkpoint_path!r}"

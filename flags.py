@@ -17,6 +17,7 @@ through `flags.FLAGS`:
 """
 
 from absl import flags as absl_flags
+from absl import logging
 
 FLAGS = absl_flags.FLAGS
 
@@ -38,6 +39,13 @@ _defined = False
 def pai_only_flags_given():
     """Names of the PAI-only flags given on the command line or in a flagfile."""
     return [name for name in PAI_ONLY_FLAGS if FLAGS[name].present]
+
+
+def warn_pai_only_flags(log=True):
+    """Logs one warning line per PAI-only flag given (when `log`: rank 0 only)."""
+    for name in pai_only_flags_given():
+        if log:
+            logging.warning("--%s is a PAI (PAISoar) flag: accepted, does nothing here", name)
 
 
 def parse_hooks(value):

@@ -128,9 +128,7 @@ def train(extra_hooks=()):
         if cpu_warning:
             logging.warning("%s", cpu_warning)
     entry = nets_factory.get_entry(FLAGS.model_name)
-    for name in flags.pai_only_flags_given():
-        if dist.is_chief:
-            logging.warning("--%s is a PAI (PAISoar) flag: accepted, does nothing here", name)
+    flags.warn_pai_only_flags(dist.is_chief)
     run_hooks_named = flags.parse_hooks(FLAGS.hooks)
     check_dropout_keep_prob(FLAGS.model_name, FLAGS.dropout_keep_prob)
     if not 0 <= FLAGS.profile_at_task < dist.size:
@@ -153,8 +151,13 @@ def train(extra_hooks=()):
     # Horovod: an epoch is measured over the global batch of all ranks.
     steps_per_epoch = max(num_samples // global_batch, 1)
     last_step = resolve_last_step(num_samples, global_batch)
-    if last_step != FLAGS.stop_at_step:
-        logging.info("--num_epochs=%g: training stops at step %d", FLAGS.num_epochs, last_step)
+    if FLAGS.num_epochs is not None:
+        logging.info(
+            "--num_epochs=%g: training stops at step %d%s",
+            FLAGS.num_epochs,
+            last_step,
+            " (--stop_at_step is given and wins)" if FLAGS["stop_at_step"].present else "",
+        )
     params = _FlagsWith(FLAGS, stop_at_step=last_step)
     train_ds, plan = make_dataset(spec, entry, True, dist, FLAGS.batch_size)
     logging.info(
@@ -255,7 +258,7 @@ def train(extra_hooks=()):
             )
         )
     profiles = FLAGS.profile_every_n_steps and "ProfilerHook" in run_hooks_named
-    if profiles and dist.rank == FLAGS.profile_at_task:
+    if profiles and dist.rank == FLAGS.profile_at_task:  # Horovod: one rank writes traces
         run_hooks.append(
             tf.train.ProfilerHook(
                 save_steps=FLAGS.profile_every_n_steps, output_dir=FLAGS.train_dir

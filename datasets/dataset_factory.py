@@ -306,7 +306,12 @@ def input_errors_named(spec):
             f"Corrupt tfrecord data in dataset {spec.name!r}, split {spec.split!r}: {names}"
         ) from e
     except tf2.errors.InvalidArgumentError as e:
-        if "decode" in str(e).lower() or "image" in str(e).lower():
+        # The message, without the Python traceback of where the failing op was defined
+        # (whose file names could contain "image" themselves).
+        text = "\n".join(
+            line for line in str(e).splitlines() if not line.startswith("    File ")
+        ).lower()
+        if "decode" in text or "image" in text:
             raise RuntimeError(
                 f"An image in dataset {spec.name!r}, split {spec.split!r} (files "
                 f"{', '.join(spec.files[:5])}{' ...' if len(spec.files) > 5 else ''}) cannot "

@@ -200,3 +200,28 @@ def test_follow_on_two_ranks_agrees_on_each_checkpoint_and_skips_a_deleted_one(
     assert result["count"] == 13  # 7 + 6 examples on the two ranks, summed
     assert result["top1"] == expected["top1"] and result["top5"] == expected["top5"]
     assert result["loss"] == pytest.approx(expected["loss"], rel=1e-5)
+
+
+def test_follow_raises_on_a_checkpoint_that_exists_but_does_not_fit(train, evaluate, tmp_path):
+    # Only a checkpoint deleted before its restore is skipped: one of another model (here
+    # 5 classes for a 10-class eval) is an error, not a silent skip until the timeout.
+    train_dir = str(tmp_path / "five")
+    train(
+        model_name="lenet",
+        dataset_name="mock",
+        num_classes=5,
+        batch_size=4,
+        stop_at_step=1,
+        train_dir=train_dir,
+    )
+    with pytest.raises(
+        ValueError, match=r"LeNet/fc4/weights: model \[1024, 10\] vs checkpoint \[1024, 5\]"
+    ):
+        evaluate(
+            model_name="lenet",
+            dataset_name="mock",
+            num_classes=10,
+            checkpoint_path=train_dir,
+            follow=True,
+            eval_timeout_secs=1,
+        )
