@@ -446,3 +446,18 @@ def test_trains_from_a_fastnn_flagfile(tmp_path, write_mnist_records):
     for name in ("enable_paisoar", "protocol"):
         warnings = [line for line in proc.stderr.splitlines() if f"--{name} is a PAI" in line]
         assert len(warnings) == 1, name
+
+
+def test_profile_every_n_iters_alias_writes_traces_unless_the_hook_is_left_out(train, tmp_path):
+    d = tmp_path / "prof"
+    train(**TINY, stop_at_step=2, profile_every_n_iters=1, profile_at_task=0, train_dir=str(d))
+    assert sorted(p.name for p in d.glob("timeline-*.json"))  # FastNN's name, our hook
+    off = tmp_path / "off"
+    train(
+        **TINY,
+        stop_at_step=2,
+        profile_every_n_iters=1,
+        hooks="StopAtStepHook,LoggingTensorHook,CheckpointSaverHook",
+        train_dir=str(off),
+    )
+    assert not list(off.glob("timeline-*.json"))
