@@ -65,7 +65,12 @@ class ChiefDecisions:
         """Returns rank 0's (command, text) on every rank."""
         feed = np.zeros([1 + _MAX_TEXT_BYTES], np.int32)
         if self._dist.is_chief:
-            data = text.encode("utf-8")[:_MAX_TEXT_BYTES]
+            data = text.encode("utf-8")
+            if len(data) > _MAX_TEXT_BYTES and command != FAIL:
+                command = FAIL  # every rank fails alike rather than read a cut path
+                text = f"checkpoint path longer than {_MAX_TEXT_BYTES} bytes: {text[:200]}..."
+                data = text.encode("utf-8")
+            data = data[:_MAX_TEXT_BYTES]
             feed[0] = command
             feed[1 : 1 + len(data)] = np.frombuffer(data, np.uint8)
         decision = session.run(self._decision, {self._feed: feed})
@@ -244,6 +249,8 @@ def follow(session, ops, saver, dist, spec, decisions, writer):
                 command = STOP
         # Horovod: every rank does what rank 0 decided.
         command, text = decisions.share(session, command, text)
+        if command == FAIL:
+            raise ValueError(text)
         if command == STOP:
             if dist.is_chief:
                 logging.info(
