@@ -15,7 +15,8 @@ if __name__ == "__main__":
 
     allocator.use_tcmalloc()
 
-import contextlib
+import inspect
+import math
 import os
 
 from absl import app, logging
@@ -40,10 +41,11 @@ FLAGS = flags.FLAGS
 
 def make_dataset(spec, entry, split_is_train, dist, batch_size):
     """The input pipeline of this rank for `spec`, with the flags' knobs."""
+    train_size = FLAGS.train_image_size or entry.image_size
     return input_pipeline.build_dataset(
         spec,
         preprocessing_name=FLAGS.preprocessing_name or entry.preprocessing,
-        image_size=FLAGS.train_image_size or entry.image_size,
+        image_size=train_size if split_is_train else (FLAGS.eval_image_size or train_size),
         channels=nets_factory.input_channels(FLAGS.model_name),
         batch_size=batch_size,
         is_training=split_is_train,
@@ -69,6 +71,46 @@ def print_model_statistics():
     print(f"Total trainable parameters: {total:,}")
 
 
+def check_dropout_keep_prob(model_name, keep_prob):
+    """Raises ValueError when --dropout_keep_prob is set for a network without that argument."""
+    if keep_prob is None:
+        return
+
+    def accepts(entry):
+        return "dropout_keep_prob" in inspect.signature(entry.fn).parameters
+
+    if not accepts(nets_factory.get_entry(model_name)):
+        takers = sorted(name for name, entry in nets_factory.NETWORKS.items() if accepts(entry))
+        raise ValueError(
+            f"--dropout_keep_prob={keep_prob} is set but model {model_name!r} has no "
+            f"dropout_keep_prob argument; the networks that take it: {', '.join(takers)}"
+        )
+
+
+def resolve_last_step(num_samples, global_batch):
+    """The global step at which training stops: --stop_at_step, else the end of --num_epochs.
+
+    --num_epochs counts epochs of the train split over the global batch; the last step is
+    the first one at which that many epochs of examples have been read.
+    """
+    if FLAGS.num_epochs is not None and FLAGS.num_epochs <= 0:
+        raise ValueError(f"--num_epochs must be > 0, got {FLAGS.num_epochs}")
+    if FLAGS.num_epochs is None or FLAGS["stop_at_step"].present:
+        return FLAGS.stop_at_step
+    return max(math.ceil(FLAGS.num_epochs * num_samples / global_batch), 1)
+
+
+class _FlagsWith:
+    """FLAGS with some values resolved for this run (e.g. stop_at_step from --num_epochs)."""
+
+    def __init__(self, flag_values, **overrides):
+        self._flags = flag_values
+        self.__dict__.update(overrides)
+
+    def __getattr__(self, name):
+        return getattr(self._flags, name)
+
+
 def train(extra_hooks=()):
     """Runs one training job from FLAGS; returns its checkpoint, log and eval results.
 
@@ -86,6 +128,13 @@ def train(extra_hooks=()):
         if cpu_warning:
             logging.warning("%s", cpu_warning)
     entry = nets_factory.get_entry(FLAGS.model_name)
+    flags.warn_pai_only_flags(dist.is_chief)
+    run_hooks_named = flags.parse_hooks(FLAGS.hooks)
+    check_dropout_keep_prob(FLAGS.model_name, FLAGS.dropout_keep_prob)
+    if not 0 <= FLAGS.profile_at_task < dist.size:
+        raise ValueError(
+            f"--profile_at_task={FLAGS.profile_at_task} is not a rank of this run (0..{dist.size - 1})"
+        )
     tf.set_random_seed(FLAGS.seed)
 
     # ----------------------------------------------------------------- dataset
@@ -93,7 +142,7 @@ def train(extra_hooks=()):
         FLAGS.dataset_name,
         FLAGS.dataset_split_name,
         FLAGS.dataset_dir,
-        FLAGS.file_pattern,
+        FLAGS.train_files or FLAGS.file_pattern,
         mock_num_classes=FLAGS.num_classes,
     )
     num_classes = (FLAGS.num_classes or spec.num_classes) - FLAGS.labels_offset
@@ -101,6 +150,15 @@ def train(extra_hooks=()):
     global_batch = FLAGS.batch_size * dist.size
     # Horovod: an epoch is measured over the global batch of all ranks.
     steps_per_epoch = max(num_samples // global_batch, 1)
+    last_step = resolve_last_step(num_samples, global_batch)
+    if FLAGS.num_epochs is not None:
+        logging.info(
+            "--num_epochs=%g: training stops at step %d%s",
+            FLAGS.num_epochs,
+            last_step,
+            " (--stop_at_step is given and wins)" if FLAGS["stop_at_step"].present else "",
+        )
+    params = _FlagsWith(FLAGS, stop_at_step=last_step)
     train_ds, plan = make_dataset(spec, entry, True, dist, FLAGS.batch_size)
     logging.info(
         "dataset %s/%s: %d examples, %d classes, %d steps per epoch at global batch %d; %s",
@@ -125,7 +183,7 @@ def train(extra_hooks=()):
     # (Horovod: allreduce, LR scaled by the ranks; loss scaling around it for fp16), the update.
     # scripts/benchmark.py times this same step.
     step = train_step.build_train_step(
-        FLAGS,
+        params,
         network_fn,
         images,
         labels,
@@ -174,7 +232,7 @@ def train(extra_hooks=()):
         tf.summary.scalar("loss_scale", loss_scale_opt.scale)
     run_hooks = [
         hooks.NanLossHook(mean_loss, step_after, FLAGS.train_dir),  # first: before any saver
-        tf.train.StopAtStepHook(last_step=FLAGS.stop_at_step),
+        tf.train.StopAtStepHook(last_step=last_step),
     ]
     broadcast = dist.broadcast_hook()  # Horovod: same start on every rank, after restore too
     if broadcast:
@@ -183,11 +241,13 @@ def train(extra_hooks=()):
     if FLAGS.eval_every_n_steps:
         eval_hook = make_eval_hook(entry, num_classes, compute, dist, step_after, global_step)
         run_hooks.append(eval_hook)
-    logger = hooks.StepLoggingHook(
-        log_tensors, FLAGS.log_every_n_steps, global_batch, global_step, log=dist.is_chief
-    )
-    run_hooks.append(logger)
-    if dist.is_chief:
+    logger = None
+    if "LoggingTensorHook" in run_hooks_named:
+        logger = hooks.StepLoggingHook(
+            log_tensors, FLAGS.log_every_n_steps, global_batch, global_step, log=dist.is_chief
+        )
+        run_hooks.append(logger)
+    if dist.is_chief and "CheckpointSaverHook" in run_hooks_named:
         # After the NaN guard in the list, so a step with a NaN loss is never saved.
         run_hooks.append(
             tf.train.CheckpointSaverHook(
@@ -197,12 +257,13 @@ def train(extra_hooks=()):
                 listeners=[hooks.FiniteWeightsListener(tf.trainable_variables(), FLAGS.train_dir)],
             )
         )
-        if FLAGS.profile_every_n_steps:
-            run_hooks.append(
-                tf.train.ProfilerHook(
-                    save_steps=FLAGS.profile_every_n_steps, output_dir=FLAGS.train_dir
-                )
+    profiles = FLAGS.profile_every_n_steps and "ProfilerHook" in run_hooks_named
+    if profiles and dist.rank == FLAGS.profile_at_task:  # Horovod: one rank writes traces
+        run_hooks.append(
+            tf.train.ProfilerHook(
+                save_steps=FLAGS.profile_every_n_steps, output_dir=FLAGS.train_dir
             )
+        )
     run_hooks.extend(extra_hooks)
 
     # -------------------------------------------------------------------- loop
@@ -226,7 +287,7 @@ def train(extra_hooks=()):
             log_step_count_steps=None,
             config=distributed.session_config(dist, FLAGS),
         ) as session,
-        input_errors_named(spec),
+        dataset_factory.input_errors_named(spec),
     ):
         while not session.should_stop():
             session.run(train_op)
@@ -235,36 +296,18 @@ def train(extra_hooks=()):
         logging.info("Done: %s", latest)
     return {
         "checkpoint": latest,
-        "log": logger.history,
+        "log": logger.history if logger else [],
         "eval": eval_hook.results if eval_hook else [],
         "rank": dist.rank,
         "size": dist.size,
     }
 
 
-@contextlib.contextmanager
-def input_errors_named(spec):
-    """Turns an unreadable-record error into one that names the bad tfrecord file(s)."""
-    try:
-        yield
-    except tf.errors.DataLossError as e:
-        bad = dataset_factory.find_corrupt_tfrecords(spec.files)
-        names = "; ".join(f"{path}: {msg}" for path, msg in bad) or "(no single file fails alone)"
-        raise RuntimeError(f"Corrupt tfrecord data in dataset {spec.name!r}: {names}") from e
-    except tf.errors.InvalidArgumentError as e:
-        if "decode" in str(e).lower() or "image" in str(e).lower():
-            raise RuntimeError(
-                f"An image in dataset {spec.name!r} (files {', '.join(spec.files[:5])}"
-                f"{' ...' if len(spec.files) > 5 else ''}) cannot be decoded: {e.message}"
-            ) from e
-        raise
-
-
 def make_eval_hook(entry, num_classes, compute, dist, step_after, global_step):
     """Evaluation during training: the eval split through an is_training=False tower."""
     spec = dataset_factory.get_dataset(
         FLAGS.dataset_name,
-        FLAGS.eval_split_name,
+        FLAGS.eval_split_name,  # None: the dataset's held-out split
         FLAGS.dataset_dir,
         None,
         mock_num_classes=FLAGS.num_classes,
@@ -279,7 +322,8 @@ def make_eval_hook(entry, num_classes, compute, dist, step_after, global_step):
         global_step,
         summary_dir=FLAGS.train_dir,
         is_chief=dist.is_chief,
-        split_name=FLAGS.eval_split_name,
+        split_name=spec.split,
+        errors_named=lambda: dataset_factory.input_errors_named(spec),
     )
 
 

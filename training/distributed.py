@@ -91,6 +91,12 @@ class Distributed:
             return tf.identity(tensor, name=name)
         return self.hvd.allreduce(tensor, op=self.hvd.Average, name=name)
 
+    def broadcast_from_chief(self, tensor, name=None):
+        """Rank 0's value of `tensor` on every rank (identity for one process)."""
+        if self.hvd is None:
+            return tf.identity(tensor, name=name)
+        return self.hvd.broadcast(tensor, root_rank=0, name=name)
+
     def allreduce_max(self, tensor, name=None):
         """Max of `tensor` over ranks (identity for one process)."""
         if self.hvd is None:
@@ -159,4 +165,5 @@ def session_config(dist, params=None):
     if params is not None:
         config.inter_op_parallelism_threads = params.inter_op_parallelism_threads or 0
         config.intra_op_parallelism_threads = params.intra_op_parallelism_threads or 0
+        config.log_device_placement = bool(getattr(params, "log_device_placement", False))
     return config

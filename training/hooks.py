@@ -1,5 +1,6 @@
 """Session hooks of the training loop: step log with img/s, NaN guard, evaluation, profiler."""
 
+import contextlib
 import math
 import time
 
@@ -118,7 +119,9 @@ class EvaluationHook(tf.train.SessionRunHook):
     """Every N steps evaluates the whole eval split and logs top-1 / top-5.
 
     Every rank runs it at the same step (the totals are an allreduce); rank 0 logs and
-    writes the summary.
+    writes the summary. `errors_named` (a context-manager factory, e.g.
+    dataset_factory.input_errors_named bound to the eval split) turns a read error of the
+    eval pass into one naming the eval split's bad file.
     """
 
     def __init__(
@@ -130,6 +133,7 @@ class EvaluationHook(tf.train.SessionRunHook):
         summary_dir=None,
         is_chief=True,
         split_name="validation",
+        errors_named=contextlib.nullcontext,
     ):
         self._ops = eval_ops
         self._every_n = int(every_n_steps)
@@ -138,6 +142,7 @@ class EvaluationHook(tf.train.SessionRunHook):
         self._summary_dir = summary_dir
         self._is_chief = is_chief
         self._split = split_name
+        self._errors_named = errors_named
         self._writer = None
         self._last_step = None
         self.results = []  # (step, metrics dict)
@@ -160,7 +165,8 @@ class EvaluationHook(tf.train.SessionRunHook):
             self._evaluate(session, step)  # the final weights, unless just evaluated
 
     def _evaluate(self, session, step):
-        metrics = evaluation.run_evaluation(session, self._ops)
+        with self._errors_named():
+            metrics = evaluation.run_evaluation(session, self._ops)
         self._last_step = step
         self.results.append((step, metrics))
         if self._is_chief:

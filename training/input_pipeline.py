@@ -96,7 +96,11 @@ def build_dataset(
         seed: seed of the shuffle (and of the synthetic data).
         labels_offset: subtracted from every label.
         shuffle_buffer_size, num_readers, num_preprocessing_threads, num_parallel_batches,
-        prefetch_buffer_size, use_caching: the input-pipeline knobs (None = AUTOTUNE).
+        prefetch_buffer_size: the input-pipeline knobs (None = AUTOTUNE).
+        use_caching: keep this rank's records in memory after the first pass (FastNN's
+            datasets_use_caching): the compressed tfrecord records, before decoding, so the
+            cache costs the size on disk and every epoch decodes anew; synthetic data
+            caches its generated examples.
         fused_jpeg_decode: at training time, for a preprocessing that has a fused JPEG path
             (inception), decode only the sampled crop of each JPEG record
             (tf.image.decode_and_crop_jpeg); other records are decoded whole.
@@ -124,10 +128,12 @@ def build_dataset(
     else:
         plan = shard_files_by_rank(spec.files, rank, size)
         ds = _records(plan, rank, size, is_training, num_readers, seed)
+        if use_caching:
+            ds = ds.cache()  # the serialized records: compressed images, not pixels
         if not fused:
             ds = ds.map(spec.parse_fn, num_parallel_calls=parallel)
 
-    if use_caching:
+    if use_caching and spec.synthetic:
         ds = ds.cache()
     if is_training:
         # Shuffle, then repeat: every epoch yields each example of this rank exactly once

@@ -36,7 +36,7 @@ EXACT = [
 ]
 
 
-def launch(out_dir, flags, np_=2, launcher="mpirun"):
+def launch(out_dir, flags, np_=2, launcher="mpirun", driver=DRIVER):
     os.makedirs(out_dir, exist_ok=True)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
     if launcher == "mpirun":
@@ -59,7 +59,7 @@ def launch(out_dir, flags, np_=2, launcher="mpirun"):
         cmd = [os.path.join(BIN, "horovodrun"), "--gloo", "-np", str(np_), "-H", f"localhost:{np_}"]
     else:
         cmd = []
-    cmd += [sys.executable, DRIVER, out_dir] + flags
+    cmd += [sys.executable, driver, out_dir] + flags
     proc = subprocess.run(
         cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT
     )
