@@ -269,8 +269,19 @@ def define_flags():
     f.DEFINE_enum(
         "optimizer",
         "momentum",
-        ["adadelta", "adagrad", "adam", "ftrl", "momentum", "sgd", "rmsprop", "adamw", "lamb"],
-        "Optimizer (training/optimizers.py).",
+        [
+            "adadelta",
+            "adagrad",
+            "adam",
+            "ftrl",
+            "momentum",
+            "sgd",
+            "rmsprop",
+            "adamw",
+            "adamweightdecay",
+            "lamb",
+        ],
+        "Optimizer (training/optimizers.py); adamweightdecay is FastNN's name for adamw.",
     )
     f.DEFINE_float("adadelta_rho", 0.95, "Adadelta decay rate.")
     f.DEFINE_float("adagrad_initial_accumulator_value", 0.1, "Adagrad starting accumulator.")

@@ -86,6 +86,7 @@ OPTIMIZERS = {
     "sgd": _sgd,
     "rmsprop": _rmsprop,
     "adamw": _adamw,
+    "adamweightdecay": _adamw,  # FastNN's name for it
     "lamb": _lamb,
 }
 

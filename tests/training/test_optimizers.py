@@ -18,6 +18,7 @@ LEARNING_RATES = {
     "sgd": 0.1,
     "rmsprop": 0.1,
     "adamw": 0.3,
+    "adamweightdecay": 0.3,
     "lamb": 0.3,
 }
 
@@ -31,11 +32,12 @@ SLOT_NAMES = {
     "sgd": set(),
     "rmsprop": {"rms", "momentum"},
     "adamw": {"m", "v"},
+    "adamweightdecay": {"m", "v"},
     "lamb": {"m", "v"},
 }
 
 
-def test_the_nine_optimizers_are_listed():
+def test_every_optimizer_is_listed():
     assert set(optimizers.OPTIMIZERS) == set(LEARNING_RATES)
 
 
