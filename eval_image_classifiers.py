@@ -25,7 +25,7 @@ import flags
 from datasets import dataset_factory
 from image_models import nets_factory
 from slim_compat import tf
-from training import distributed, evaluation, input_pipeline, precision, runtime
+from training import checkpoints, distributed, evaluation, input_pipeline, precision, runtime
 
 FLAGS = flags.FLAGS
 
@@ -57,8 +57,9 @@ def build_graph(dist):
     network_fn = nets_factory.get_network_fn(FLAGS.model_name, num_classes, is_training=False)
     ops = evaluation.build_eval_ops(dataset, network_fn, num_classes, dist, compute)
     if FLAGS.use_moving_average:
-        ema = tf.train.ExponentialMovingAverage(FLAGS.moving_average_decay or 0.9999)
-        saver = tf.train.Saver(ema.variables_to_restore())
+        # The shadows where the checkpoint has them (a --trainable_scopes run averages only
+        # what it trains), the variables themselves elsewhere.
+        saver = checkpoints.MovingAverageSaver(FLAGS.moving_average_decay or 0.9999)
     else:
         saver = tf.train.Saver(tf.global_variables())
     return ops, saver, spec
