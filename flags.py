@@ -147,7 +147,8 @@ def define_flags():
         "freeze_batch_norm",
         False,
         "Batch norm outside --trainable_scopes runs in inference mode: it normalises with "
-        "its moving statistics and does not update them (for frozen-body finetunes).",
+        "its moving statistics and does not update them (for frozen-body finetunes); "
+        "without --trainable_scopes, every batch norm.",
     )
 
     # ----------------------------------------------------- learning-rate tuning

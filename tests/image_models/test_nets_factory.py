@@ -539,3 +539,12 @@ def test_freeze_batch_norm_keeps_variable_and_op_names(graph):
             return [op.name for op in g.get_operations()]
 
     assert names(["resnet_v2_50"]) == names(None)
+
+
+def test_freeze_batch_norm_without_trainable_scopes_freezes_every_batch_norm(graph):
+    network_fn = nets_factory.get_network_fn(
+        "resnet20_cifar", 10, is_training=True, freeze_batch_norm=[]
+    )
+    network_fn(tf.zeros([2, 32, 32, 3]))
+    assert len(network_fn.frozen_batch_norm) == 19
+    assert tf.get_collection(tf.GraphKeys.UPDATE_OPS) == []
