@@ -272,31 +272,11 @@ def _statistics(values, scope=""):
     }
 
 
-@pytest.fixture
-def resnet_source(train, tmp_path):
-    """A resnet20_cifar trained for 2 steps: (its directory, its checkpoint's values)."""
+def test_finetune_restores_batch_norm_statistics_and_freeze_batch_norm_keeps_them(train, tmp_path):
     src = str(tmp_path / "src")
     train(**RESNET, stop_at_step=2, train_dir=src)
-    values = checkpoint_values(tf.train.latest_checkpoint(src))
-    assert len(_statistics(values)) == 38  # 19 batch norms
-    return src, values
-
-
-def test_finetune_restores_batch_norm_statistics(train, tmp_path, resnet_source):
-    src, pretrained = resnet_source
-    dst = str(tmp_path / "d")
-    train(**RESNET, stop_at_step=1, task_type="finetune", model_dir=src, train_dir=dst)
-    # The checkpoint saved when the session starts holds what the finetune restored.
-    restored = checkpoint_values(os.path.join(dst, "model.ckpt-0"))
-    for name, value in _statistics(pretrained).items():
-        assert not np.all(value == (1.0 if name.endswith("variance") else 0.0)), name
-        np.testing.assert_array_equal(restored[name], value, err_msg=name)
-
-
-def test_freeze_batch_norm_keeps_the_statistics_outside_the_trainable_scopes(
-    train, tmp_path, resnet_source
-):
-    src, pretrained = resnet_source
+    pretrained = _statistics(checkpoint_values(tf.train.latest_checkpoint(src)))
+    assert len(pretrained) == 38  # 19 batch norms
     finetune = dict(
         RESNET,
         stop_at_step=2,
@@ -305,18 +285,28 @@ def test_freeze_batch_norm_keeps_the_statistics_outside_the_trainable_scopes(
         trainable_scopes=BLOCK3_AND_LOGITS,
         learning_rate=0.1,
     )
+
+    # Item 1: the statistics are restored. The checkpoint saved when the session starts
+    # holds what the finetune restored; without --freeze_batch_norm they then follow the
+    # finetune's batches.
+    free = str(tmp_path / "free")
+    train(**finetune, train_dir=free)
+    restored = checkpoint_values(os.path.join(free, "model.ckpt-0"))
+    trained = checkpoint_values(os.path.join(free, "model.ckpt-2"))
+    for name, value in pretrained.items():
+        assert not np.all(value == (1.0 if name.endswith("variance") else 0.0)), name
+        np.testing.assert_array_equal(restored[name], value, err_msg=name)
+        assert not np.array_equal(trained[name], value), name
+
+    # --freeze_batch_norm: outside the trainable scopes they stay; inside they train.
     frozen = checkpoint_values(
         train(**finetune, freeze_batch_norm=True, train_dir=str(tmp_path / "f"))["checkpoint"]
     )
-    for name, value in _statistics(pretrained).items():
-        if "/block3/" in name:  # inside the trainable scopes: trains as usual
+    for name, value in pretrained.items():
+        if "/block3/" in name:
             assert not np.array_equal(frozen[name], value), name
         else:
             np.testing.assert_array_equal(frozen[name], value, err_msg=name)
-    # Without the flag, the frozen body's statistics follow the finetune's batches.
-    free = checkpoint_values(train(**finetune, train_dir=str(tmp_path / "n"))["checkpoint"])
-    name = "resnet20_cifar/conv1/BatchNorm/moving_mean"
-    assert not np.array_equal(free[name], pretrained[name])
 
 
 def test_moving_averages_of_a_run_with_trainable_scopes_evaluate_and_export(
