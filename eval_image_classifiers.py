@@ -32,7 +32,7 @@ import flags
 from datasets import dataset_factory
 from image_models import nets_factory
 from slim_compat import tf
-from training import distributed, evaluation, input_pipeline, precision, runtime
+from training import checkpoints, distributed, evaluation, input_pipeline, precision, runtime
 
 FLAGS = flags.FLAGS
 
@@ -109,12 +109,11 @@ def build_graph(dist):
     network_fn = nets_factory.get_network_fn(FLAGS.model_name, num_classes, is_training=False)
     ops = evaluation.build_eval_ops(dataset, network_fn, num_classes, dist, compute)
     if FLAGS.use_moving_average:
-        ema = tf.train.ExponentialMovingAverage(FLAGS.moving_average_decay or 0.9999)
-        variables = ema.variables_to_restore()
+        # The shadows where the checkpoint has them (a --trainable_scopes run averages only
+        # what it trains), the variables themselves elsewhere.
+        saver = checkpoints.MovingAverageSaver(FLAGS.moving_average_decay or 0.9999)
     else:
-        variables = {v.op.name: v for v in tf.global_variables()}
-    saver = tf.train.Saver(variables)
-    saver.tfzoo_variables = variables  # checkpoint key -> variable, for check_shapes
+        saver = checkpoints.VariablesSaver({v.op.name: v for v in tf.global_variables()})
     return ops, saver, spec
 
 
@@ -150,7 +149,7 @@ def restore_on_every_rank(session, saver, checkpoint, decisions):
     """
     error, outcome = None, RESTORED
     try:
-        check_shapes(checkpoint, saver.tfzoo_variables)
+        check_shapes(checkpoint, saver.variables(checkpoint))
         saver.restore(session, checkpoint)
     except (ValueError, tf.errors.OpError) as e:
         error = e

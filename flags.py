@@ -170,7 +170,7 @@ def define_flags():
         "moving_average_decay",
         None,
         "If set, keep an exponential moving average of "
-        "the weights (saved beside them; eval can use it).",
+        "the trained weights (saved beside them; eval and export can use it).",
     )
     f.DEFINE_enum(
         "task_type",
@@ -212,8 +212,15 @@ def define_flags():
     f.DEFINE_boolean(
         "restore_all_variables",
         False,
-        "When finetuning, restore every global "
-        "variable (batch-norm statistics included), not only trainable ones.",
+        "When finetuning, restore every global variable (but the optimizer slots, "
+        "global step, loss scale and moving averages), not only the model variables.",
+    )
+    f.DEFINE_boolean(
+        "freeze_batch_norm",
+        False,
+        "Batch norm outside --trainable_scopes runs in inference mode: it normalises with "
+        "its moving statistics and does not update them (for frozen-body finetunes); "
+        "without --trainable_scopes, every batch norm.",
     )
 
     # ----------------------------------------------------- learning-rate tuning

@@ -17,7 +17,6 @@ if __name__ == "__main__":
 
 import inspect
 import math
-import os
 
 from absl import app, logging
 
@@ -39,7 +38,7 @@ from training import (
 FLAGS = flags.FLAGS
 
 
-def make_dataset(spec, entry, split_is_train, dist, batch_size):
+def make_dataset(spec, entry, split_is_train, dist, batch_size, start_step=0):
     """The input pipeline of this rank for `spec`, with the flags' knobs."""
     train_size = FLAGS.train_image_size or entry.image_size
     return input_pipeline.build_dataset(
@@ -59,6 +58,7 @@ def make_dataset(spec, entry, split_is_train, dist, batch_size):
         num_parallel_batches=FLAGS.num_parallel_batches,
         prefetch_buffer_size=FLAGS.prefetch_buffer_size,
         use_caching=FLAGS.datasets_use_caching and split_is_train,
+        start_step=start_step,
     )
 
 
@@ -135,7 +135,6 @@ def train(extra_hooks=()):
         raise ValueError(
             f"--profile_at_task={FLAGS.profile_at_task} is not a rank of this run (0..{dist.size - 1})"
         )
-    tf.set_random_seed(FLAGS.seed)
 
     # ----------------------------------------------------------------- dataset
     spec = dataset_factory.get_dataset(
@@ -159,7 +158,32 @@ def train(extra_hooks=()):
             " (--stop_at_step is given and wins)" if FLAGS["stop_at_step"].present else "",
         )
     params = _FlagsWith(FLAGS, stop_at_step=last_step)
-    train_ds, plan = make_dataset(spec, entry, True, dist, FLAGS.batch_size)
+
+    # ------------------------------------------------------------ resume point
+    # Horovod: rank 0 alone reads (and cleans) train_dir, which it alone writes; every
+    # rank gets the step and the checkpoint's shapes, so all seed alike and fail alike.
+    resume = checkpoints.ResumePoint(None, 0, None)
+    if dist.is_chief:
+        resume = checkpoints.find_resume_point(FLAGS.train_dir)
+    resume = checkpoints.ResumePoint(*dist.broadcast_object(tuple(resume), "resume_point"))
+    if resume.checkpoint and resume.step >= last_step:
+        if dist.is_chief:
+            logging.info(
+                "Nothing to train: %s is at step %d >= the last step %d",
+                resume.checkpoint,
+                resume.step,
+                last_step,
+            )
+        return {
+            "checkpoint": resume.checkpoint if dist.is_chief else None,
+            "log": [],
+            "eval": [],
+            "rank": dist.rank,
+            "size": dist.size,
+        }
+    # A resume does not replay the first steps' data order and augmentations.
+    tf.set_random_seed(input_pipeline.fold_step_into_seed(FLAGS.seed, resume.step))
+    train_ds, plan = make_dataset(spec, entry, True, dist, FLAGS.batch_size, resume.step)
     logging.info(
         "dataset %s/%s: %d examples, %d classes, %d steps per epoch at global batch %d; %s",
         spec.name,
@@ -175,7 +199,14 @@ def train(extra_hooks=()):
     # ----------------------------------------------------------------- network
     global_step = tf.train.get_or_create_global_step()
     network_fn = nets_factory.get_network_fn(
-        FLAGS.model_name, num_classes, weight_decay=FLAGS.weight_decay, is_training=True
+        FLAGS.model_name,
+        num_classes,
+        weight_decay=FLAGS.weight_decay,
+        is_training=True,
+        # Batch norm outside --trainable_scopes normalises with its (restored) statistics.
+        freeze_batch_norm=(
+            checkpoints.split_scopes(FLAGS.trainable_scopes) if FLAGS.freeze_batch_norm else None
+        ),
     )
 
     # ------------------------------------------------------ loss_fn, optimizer
@@ -202,13 +233,28 @@ def train(extra_hooks=()):
 
     # ---------------------------------------------------------- restore rules
     init_fn = None
-    if FLAGS.task_type == "finetune":
+    if FLAGS.task_type == "finetune" and resume.checkpoint:
+        # As TF-Slim: a checkpoint in train_dir wins, so a restarted finetune continues.
+        logging.warning(
+            "--task_type=finetune: --train_dir %s already holds %s; resuming from it and "
+            "ignoring the finetune checkpoint (--model_dir=%s --ckpt_file_name=%s)",
+            FLAGS.train_dir,
+            resume.checkpoint,
+            FLAGS.model_dir,
+            FLAGS.ckpt_file_name,
+        )
+    elif FLAGS.task_type == "finetune":
         ckpt = checkpoints.resolve_checkpoint(FLAGS.model_dir, FLAGS.ckpt_file_name)
         init_fn = checkpoints.finetune_init_fn(
             ckpt,
             FLAGS.checkpoint_exclude_scopes,
             FLAGS.restore_all_variables,
             FLAGS.ignore_missing_vars,
+        )
+    if resume.checkpoint:
+        # Every saved variable checked before the session restores: names and shapes.
+        checkpoints.check_restorable(
+            resume.checkpoint, tf.global_variables(), action="resume", shapes=resume.shapes
         )
 
     # ------------------------------------------------------------------- hooks
@@ -270,9 +316,12 @@ def train(extra_hooks=()):
     # Horovod: only rank 0 writes checkpoints and summaries; the others get weights
     # from rank 0's broadcast, also after a resume.
     is_chief = dist.is_chief
-    resume = tf.train.latest_checkpoint(FLAGS.train_dir) if os.path.isdir(FLAGS.train_dir) else None
-    if resume and dist.is_chief:
-        logging.info("Resuming from %s", resume)
+    if resume.checkpoint and dist.is_chief:
+        logging.info(
+            "Resuming from %s at step %d (data order and augmentation seeded for that step)",
+            resume.checkpoint,
+            resume.step,
+        )
     with (
         tf.train.MonitoredTrainingSession(
             master="",

@@ -15,7 +15,9 @@ where `logits` is [batch, num_classes] (or pooled features when num_classes is 0
 """
 
 import collections
+import contextlib
 import functools
+import sys
 
 from tf_slim.nets import alexnet, inception, overfeat, resnet_v1, resnet_v2, vgg
 
@@ -383,7 +385,74 @@ def get_entry(name):
     return NETWORKS[name]
 
 
-def get_network_fn(name, num_classes, weight_decay=0.0, is_training=False):
+def _in_scope(name, scope):
+    return name == scope or name.startswith(scope.rstrip("/") + "/")
+
+
+# Every module attribute through which TF-Slim's nets and tfzoo's reach slim.batch_norm
+# (looked up at call time: slim.batch_norm, tf_slim.layers.batch_norm, layers_lib.batch_norm).
+_BATCH_NORM_MODULES = ("tf_slim", "tf_slim.layers", "tf_slim.layers.layers")
+
+
+@contextlib.contextmanager
+def _batch_norm_frozen_outside(trainable_scopes, layers):
+    """While building a net, batch norm outside `trainable_scopes` runs in inference mode.
+
+    A frozen layer normalises with its moving statistics and adds no update op, as a
+    Keras BatchNormalization with trainable=False does in TF Model Garden's finetunes.
+    slim.batch_norm takes is_training from the arg_scope (set deep inside each net), so
+    the one place that sees every layer is the function itself: it is swapped, for the
+    duration of the build, for a wrapper that passes is_training=False to the layers
+    outside the scopes. The layer's scope is the enclosing variable scope plus its
+    `scope` argument (or 'BatchNorm'), checked against the variables it then creates.
+    Variable and op names stay those of slim.batch_norm.
+
+    Args:
+        trainable_scopes: list of scope names whose batch norm keeps training.
+        layers: a list that receives (variable scope name, name scope, frozen) of every
+            batch norm layer built.
+    """
+    original = slim.batch_norm
+
+    def batch_norm(inputs, *args, **kwargs):
+        merged = dict(slim.current_arg_scope().get(original._key_op, {}), **kwargs)
+        # The layer's scope, predicted without opening it (opening it would change op names).
+        outer = tf.get_variable_scope().name
+        own = merged.get("scope") or "BatchNorm"
+        predicted = f"{outer}/{own}" if outer else own
+        frozen = not any(_in_scope(predicted, s) for s in trainable_scopes)
+        if frozen:
+            kwargs["is_training"] = False  # an explicit argument wins over any arg_scope
+        before = len(tf.global_variables())
+        outputs = original(inputs, *args, **kwargs)
+        created = [v.op.name for v in tf.global_variables()[before:]]
+        actual = next(
+            (n[: -len("/moving_mean")] for n in created if n.endswith("/moving_mean")), predicted
+        )
+        if actual != predicted and frozen != (
+            not any(_in_scope(actual, s) for s in trainable_scopes)
+        ):
+            raise ValueError(
+                f"--freeze_batch_norm: cannot tell whether batch norm {actual!r} is inside "
+                f"--trainable_scopes ({', '.join(trainable_scopes)}); name its enclosing "
+                f"scope {outer!r} instead"
+            )
+        name_scope = tf.get_default_graph().get_name_scope()
+        layers.append((actual, f"{name_scope}/{own}" if name_scope else own, frozen))
+        return outputs
+
+    batch_norm._key_op = original._key_op  # the same arg_scope entry as slim.batch_norm
+    modules = [sys.modules[name] for name in _BATCH_NORM_MODULES]
+    for module in modules:
+        module.batch_norm = batch_norm
+    try:
+        yield
+    finally:
+        for module in modules:
+            module.batch_norm = original
+
+
+def get_network_fn(name, num_classes, weight_decay=0.0, is_training=False, freeze_batch_norm=None):
     """Returns fn(images, **kwargs) -> (logits, end_points) for the named network.
 
     Args:
@@ -391,6 +460,9 @@ def get_network_fn(name, num_classes, weight_decay=0.0, is_training=False):
         num_classes: number of output classes; 0 or None gives pooled features.
         weight_decay: L2 regularisation of the weights (passed to the arg_scope).
         is_training: whether batch norm and dropout run in training mode.
+        freeze_batch_norm: None (batch norm follows is_training), or a list of scopes: with
+            is_training, batch norm layers outside these scopes run in inference mode (their
+            moving statistics normalise and are not updated); an empty list freezes all.
 
     Raises:
         ValueError: `name` is not a registered network.
@@ -399,10 +471,42 @@ def get_network_fn(name, num_classes, weight_decay=0.0, is_training=False):
 
     @functools.wraps(entry.fn)
     def network_fn(images, **kwargs):
-        with slim.arg_scope(entry.arg_scope(weight_decay=weight_decay)):
-            return entry.fn(images, num_classes, is_training=is_training, **kwargs)
+        if not (is_training and freeze_batch_norm is not None):
+            with slim.arg_scope(entry.arg_scope(weight_decay=weight_decay)):
+                return entry.fn(images, num_classes, is_training=is_training, **kwargs)
+        layers = []
+        updates_before = set(tf.get_collection(tf.GraphKeys.UPDATE_OPS))
+        # The arg_scope is made inside, so its normalizer_fn is the wrapper too.
+        with (
+            _batch_norm_frozen_outside(freeze_batch_norm, layers),
+            slim.arg_scope(entry.arg_scope(weight_decay=weight_decay)),
+        ):
+            outputs = entry.fn(images, num_classes, is_training=is_training, **kwargs)
+        # Statistics updated by anything but a trained slim.batch_norm would escape.
+        trained = [name_scope for _, name_scope, frozen in layers if not frozen]
+        escaped = [
+            op.name
+            for op in tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+            if op not in updates_before and not any(op.name.startswith(n) for n in trained)
+        ]
+        if escaped:
+            raise ValueError(
+                f"--freeze_batch_norm: {name} updates statistics outside --trainable_scopes "
+                f"that slim.batch_norm did not build, e.g. {escaped[0]}; expected every "
+                f"batch norm of the net to come from slim.batch_norm"
+            )
+        network_fn.frozen_batch_norm = [name for name, _, frozen in layers if frozen]
+        tf.logging.info(
+            "Batch norm frozen (inference mode, statistics not updated) in %d of %d "
+            "layer(s): those outside %s",
+            len(network_fn.frozen_batch_norm),
+            len(layers),
+            ", ".join(freeze_batch_norm) or "(no scope)",
+        )
+        return outputs
 
     network_fn.default_image_size = entry.image_size
+    network_fn.frozen_batch_norm = []
     return network_fn
 
 

@@ -161,7 +161,7 @@ def test_bad_names_and_paths_are_clear_errors(train, tmp_path, flags, match):
 def test_bad_optimizer_and_schedule_names_list_valid_ones(tmp_path):
     # absl validates enum flags: the message lists the valid values.
     for flag, bad, valid in [
-        ("optimizer", "lamb", "momentum"),
+        ("optimizer", "nadam", "momentum"),
         ("learning_rate_decay_type", "cosine", "polynomial"),
     ]:
         proc = subprocess.run(
@@ -461,3 +461,202 @@ def test_profile_every_n_iters_alias_writes_traces_unless_the_hook_is_left_out(t
         train_dir=str(off),
     )
     assert not list(off.glob("timeline-*.json"))
+
+
+# ------------------------------------------------------------ finetune restore rules
+RESNET = dict(TINY, model_name="resnet20_cifar")  # batch norm after every convolution
+BLOCK3_AND_LOGITS = "resnet20_cifar/block3,resnet20_cifar/logits"
+
+
+def _statistics(values, scope=""):
+    return {
+        k: v
+        for k, v in values.items()
+        if k.startswith(scope) and k.endswith(("/moving_mean", "/moving_variance"))
+    }
+
+
+def test_finetune_restores_batch_norm_statistics_and_freeze_batch_norm_keeps_them(train, tmp_path):
+    src = str(tmp_path / "src")
+    train(**RESNET, stop_at_step=2, train_dir=src)
+    pretrained = _statistics(checkpoint_values(tf.train.latest_checkpoint(src)))
+    assert len(pretrained) == 38  # 19 batch norms
+    finetune = dict(
+        RESNET,
+        stop_at_step=2,
+        task_type="finetune",
+        model_dir=src,
+        trainable_scopes=BLOCK3_AND_LOGITS,
+        learning_rate=0.1,
+    )
+
+    # Item 1: the statistics are restored. The checkpoint saved when the session starts
+    # holds what the finetune restored; without --freeze_batch_norm they then follow the
+    # finetune's batches.
+    free = str(tmp_path / "free")
+    train(**finetune, train_dir=free)
+    restored = checkpoint_values(os.path.join(free, "model.ckpt-0"))
+    trained = checkpoint_values(os.path.join(free, "model.ckpt-2"))
+    for name, value in pretrained.items():
+        assert not np.all(value == (1.0 if name.endswith("variance") else 0.0)), name
+        np.testing.assert_array_equal(restored[name], value, err_msg=name)
+        assert not np.array_equal(trained[name], value), name
+
+    # --freeze_batch_norm: outside the trainable scopes they stay; inside they train.
+    frozen = checkpoint_values(
+        train(**finetune, freeze_batch_norm=True, train_dir=str(tmp_path / "f"))["checkpoint"]
+    )
+    for name, value in pretrained.items():
+        if "/block3/" in name:
+            assert not np.array_equal(frozen[name], value), name
+        else:
+            np.testing.assert_array_equal(frozen[name], value, err_msg=name)
+
+
+def test_moving_averages_of_a_run_with_trainable_scopes_evaluate_and_export(
+    train, evaluate, export_from_flags, tmp_path
+):
+    d = str(tmp_path / "ema")
+    train(
+        **TINY, stop_at_step=2, train_dir=d, moving_average_decay=0.5, trainable_scopes="LeNet/fc4"
+    )
+    saved = checkpoint_values(tf.train.latest_checkpoint(d))
+    assert "LeNet/fc4/weights/ExponentialMovingAverage" in saved
+    assert "LeNet/conv1/weights/ExponentialMovingAverage" not in saved  # frozen: no shadow
+    flags = dict(
+        model_name="lenet",
+        dataset_name="mock",
+        num_classes=10,
+        eval_batch_size=128,
+        checkpoint_path=d,
+    )
+    raw = evaluate(**flags)
+    averaged = evaluate(**flags, use_moving_average=True, moving_average_decay=0.5)
+    assert averaged["count"] == raw["count"] == 1280
+    assert averaged["loss"] != raw["loss"]  # fc4's shadows, not its weights
+    report = export_from_flags(
+        model_name="lenet",
+        num_classes=10,
+        checkpoint=d,
+        format="frozen_graph",
+        output=str(tmp_path / "lenet.pb"),
+        moving_average_decay=0.5,
+    )
+    assert report["moving_averages"] and os.path.exists(str(tmp_path / "lenet.pb"))
+
+
+# ------------------------------------------------------------------------- resume
+class BatchRecorder(tf.train.SessionRunHook):
+    """Records the training images of every step."""
+
+    def begin(self):
+        self.batches = []
+        self._images = tf.get_default_graph().get_tensor_by_name("IteratorGetNext:0")
+
+    def before_run(self, run_context):
+        return tf.train.SessionRunArgs(self._images)
+
+    def after_run(self, run_context, run_values):
+        self.batches.append(run_values.results)
+
+
+@pytest.fixture
+def train_recording(train, monkeypatch):
+    """train_recording(**flags) -> (the result, the images of each step)."""
+    import train_image_classifiers
+
+    real = train_image_classifiers.train
+
+    def run(**flags):
+        recorder = BatchRecorder()
+        monkeypatch.setattr(train_image_classifiers, "train", lambda: real([recorder]))
+        return train(**flags), recorder.batches
+
+    return run
+
+
+def test_a_resume_continues_the_data_stream_instead_of_replaying_it(train_recording, tmp_path):
+    import shutil
+
+    d = str(tmp_path / "run")
+    _, first = train_recording(**TINY, stop_at_step=3, train_dir=d)
+    shutil.copytree(d, str(tmp_path / "copy"))
+    result, resumed = train_recording(**TINY, stop_at_step=6, train_dir=d)
+    assert [step for step, _ in result["log"]] == [4, 5, 6]
+    assert len(first) == len(resumed) == 3
+    for a, b in zip(first, resumed):
+        assert not np.array_equal(a, b)  # not epoch 1's first batches again
+    # The same (seed, start step) gives the same stream.
+    _, again = train_recording(**TINY, stop_at_step=6, train_dir=str(tmp_path / "copy"))
+    for a, b in zip(resumed, again):
+        np.testing.assert_array_equal(a, b)
+
+
+def _snapshot(directory):
+    return {
+        name: (
+            os.stat(os.path.join(directory, name)).st_size,
+            os.stat(os.path.join(directory, name)).st_mtime_ns,
+        )
+        for name in os.listdir(directory)
+    }
+
+
+def test_rerunning_a_finished_job_trains_and_writes_nothing(train, tmp_path):
+    d = str(tmp_path / "done")
+    train(**TINY, stop_at_step=3, train_dir=d)
+    before = _snapshot(d)
+    for stop in (3, 2):
+        result = train(**TINY, stop_at_step=stop, train_dir=d)
+        assert result["log"] == [] and result["checkpoint"] == os.path.join(d, "model.ckpt-3")
+        assert _snapshot(d) == before  # no checkpoint, events file or graph written
+
+
+def test_finetune_on_a_train_dir_with_a_checkpoint_resumes_it(train, tmp_path, caplog):
+    import logging
+    import shutil
+
+    src, dst = str(tmp_path / "src"), str(tmp_path / "dst")
+    train(**TINY, stop_at_step=2, train_dir=src)
+    finetune = dict(TINY, task_type="finetune", model_dir=src, train_dir=dst)
+    train(**finetune, stop_at_step=2)
+    shutil.rmtree(src)  # the finetune checkpoint is not read again
+    with caplog.at_level(logging.WARNING):
+        result = train(**finetune, stop_at_step=3)
+    assert [step for step, _ in result["log"]] == [3]
+    assert f"--train_dir {dst} already holds {dst}/model.ckpt-2" in caplog.text
+    assert "ignoring the finetune checkpoint" in caplog.text
+
+
+def test_resume_with_other_shapes_names_the_variables(train, tmp_path):
+    d = str(tmp_path / "r")
+    train(**TINY, stop_at_step=2, train_dir=d)
+    with pytest.raises(ValueError) as err:
+        train(**dict(TINY, num_classes=5), stop_at_step=4, train_dir=d)
+    message = str(err.value)
+    assert f"Cannot resume from {d}/model.ckpt-2:" in message
+    assert "LeNet/fc4/weights: model [1024, 5] vs checkpoint [1024, 10]" in message
+    assert "LeNet/fc4/biases: model [5] vs checkpoint [10]" in message
+    assert tf.train.latest_checkpoint(d).endswith("model.ckpt-2")
+
+
+def test_resume_removes_what_a_killed_save_left(train, tmp_path):
+    d = str(tmp_path / "killed")
+    train(**TINY, stop_at_step=2, train_dir=d)
+    complete = {name for name in os.listdir(d) if name.startswith("model.ckpt-2.")}
+    # The names TF 2.21's Saver leaves when SIGKILLed during a save (see test_checkpoints).
+    partial = [
+        "model.ckpt-3.data-00000-of-00001.tempstate1779944103386750219",
+        "model.ckpt-3.index.tempstate9116301741302347683",
+        "checkpoint.tmp1b2c3d4e5f60718293a4b5c6d7e8f901",
+        "model.ckpt-5.data-00000-of-00001",
+    ]
+    for name in partial:
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(b"\0" * 4096)
+    os.makedirs(os.path.join(d, "model.ckpt-3_temp"))
+    result = train(**TINY, stop_at_step=4, train_dir=d)
+    assert [step for step, _ in result["log"]] == [3, 4]
+    left = set(os.listdir(d))
+    assert not left & set(partial + ["model.ckpt-3_temp"])
+    assert complete <= left

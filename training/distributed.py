@@ -79,6 +79,16 @@ class Distributed:
         """Horovod: start every rank from rank 0's weights, after init AND after restore."""
         return BroadcastVariablesHook(self.hvd) if self.hvd else None
 
+    def broadcast_object(self, obj, name):
+        """Horovod: rank 0's `obj` on every rank (picklable; `obj` itself for one process).
+
+        Runs in a scratch graph and session, before (and apart from) the training graph.
+        """
+        if self.hvd is None:
+            return obj
+        with tf.Graph().as_default(), tf.Session(config=session_config(self)) as session:
+            return self.hvd.broadcast_object(obj, root_rank=0, session=session, name=name)
+
     def allreduce_sum(self, tensor, name=None):
         """Sum of `tensor` over ranks (identity for one process)."""
         if self.hvd is None:

@@ -9,6 +9,7 @@ keeps the last partial batch, so each example of the split is counted exactly on
 """
 
 import collections
+import hashlib
 
 from datasets import dataset_factory, mock, tfrecord_format
 from preprocessing import preprocessing_factory
@@ -24,6 +25,19 @@ mode: 'files' (the rank owns these files) or 'examples' (keep every size-th exam
     starting at rank, from all files) or 'single' (one rank, everything).
 description: a sentence for the log.
 """
+
+
+def fold_step_into_seed(seed, step):
+    """The seed of a run that starts at `step`: `seed` itself at step 0, another per step.
+
+    A resumed run folds its restored step into the shuffle and graph seeds, so it does
+    not replay the data order and augmentations of the run's first steps; the same
+    (seed, step) always gives the same stream.
+    """
+    if not step:
+        return seed
+    digest = hashlib.sha256(f"{seed}/{step}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 def shard_files_by_rank(files, rank, size):
@@ -80,6 +94,7 @@ def build_dataset(
     prefetch_buffer_size=None,
     use_caching=False,
     fused_jpeg_decode=True,
+    start_step=0,
 ):
     """Builds the batched dataset of one rank.
 
@@ -104,6 +119,9 @@ def build_dataset(
         fused_jpeg_decode: at training time, for a preprocessing that has a fused JPEG path
             (inception), decode only the sampled crop of each JPEG record
             (tf.image.decode_and_crop_jpeg); other records are decoded whole.
+        start_step: the global step the run starts at (a resume): folded into the shuffle
+            seeds, so the stream does not replay the first steps' order. The data itself
+            (synthetic examples included) does not change.
 
     Returns:
         (dataset of (images float32 [B, H, W, C], labels int64 [B]), ShardPlan or None for mock).
@@ -112,6 +130,7 @@ def build_dataset(
         preprocessing_name, is_training=is_training
     )
     parallel = num_preprocessing_threads or AUTOTUNE
+    shuffle_seed = fold_step_into_seed(seed, start_step)
     fused = None
     if is_training and fused_jpeg_decode and not spec.synthetic:
         fused = preprocessing_factory.get_jpeg_preprocessing(preprocessing_name, is_training=True)
@@ -127,7 +146,7 @@ def build_dataset(
             ds = ds.shard(size, rank)
     else:
         plan = shard_files_by_rank(spec.files, rank, size)
-        ds = _records(plan, rank, size, is_training, num_readers, seed)
+        ds = _records(plan, rank, size, is_training, num_readers, shuffle_seed)
         if use_caching:
             ds = ds.cache()  # the serialized records: compressed images, not pixels
         if not fused:
@@ -140,7 +159,9 @@ def build_dataset(
         # (in a new order). Shuffling a repeated stream would mix epochs, so an example
         # could be missing from a whole epoch's worth of steps while another came twice.
         if shuffle_buffer_size and shuffle_buffer_size > 1:
-            ds = ds.shuffle(shuffle_buffer_size, seed=seed + rank, reshuffle_each_iteration=True)
+            ds = ds.shuffle(
+                shuffle_buffer_size, seed=shuffle_seed + rank, reshuffle_each_iteration=True
+            )
         ds = ds.repeat()
 
     @tf.autograph.experimental.do_not_convert  # plain graph code: skip AutoGraph's slow parse

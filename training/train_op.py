@@ -15,6 +15,9 @@ def build_train_op(
         var_list: variables to train.
         max_gradient_norm: clip the gradients to this global norm (None: no clipping).
         moving_average_decay: keep an ExponentialMovingAverage of var_list (None: off).
+            Only the trained variables get shadows: a frozen variable's average is itself,
+            and its shadow would start from the initializer's value (a finetune restores
+            after initialisation). Eval and export restore the others as they are.
 
     Returns:
         (train_op, step_after): run train_op to train; fetch step_after with it to read the

@@ -475,3 +475,76 @@ def test_recurrent_nets_read_rgb_as_its_grey_mean(graph):
         from_rgb, from_grey = sess.run([logits_rgb, logits_grey])
     np.testing.assert_allclose(from_rgb, from_grey, rtol=1e-5, atol=1e-6)
     assert np.std(from_rgb) > 0
+
+
+def _moving_statistics():
+    return [v for v in tf.global_variables() if v.op.name.endswith(("moving_mean", "variance"))]
+
+
+def test_freeze_batch_norm_normalises_with_the_moving_statistics(graph):
+    # --freeze_batch_norm: outside the trainable scopes, a training tower's batch norm is
+    # the inference one (moving statistics, no updates); inside them it trains as usual.
+    images = tf.constant(np.random.RandomState(0).uniform(0, 1, [4, 32, 32, 3]), tf.float32)
+    trainable = ["resnet20_cifar/block3", "resnet20_cifar/logits"]
+    network_fn = nets_factory.get_network_fn(
+        "resnet20_cifar", 10, is_training=True, freeze_batch_norm=trainable
+    )
+    _, end_points = network_fn(images)
+    with tf.variable_scope(tf.get_variable_scope(), reuse=True):
+        _, eval_points = nets_factory.get_network_fn("resnet20_cifar", 10)(images)
+    # 19 batch norms: the stem's and two per block, 6 blocks in block1-2 frozen.
+    assert len(network_fn.frozen_batch_norm) == 13
+    assert "resnet20_cifar/conv1/BatchNorm" in network_fn.frozen_batch_norm
+    assert not any("block3" in n for n in network_fn.frozen_batch_norm)
+    updates = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+    assert updates and all(op.name.startswith("resnet20_cifar/block3/") for op in updates)
+
+    rng = np.random.RandomState(1)
+    with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
+        for var in _moving_statistics():  # not the initial 0 / 1, so using them shows
+            low = 0.5 if var.op.name.endswith("variance") else -0.5
+            session.run(var.assign(rng.uniform(low, low + 1.5, var.shape.as_list())))
+        before = session.run(_moving_statistics())
+        frozen_out, frozen_ref, trained_out, trained_ref = session.run(
+            [
+                end_points["block2"],
+                eval_points["block2"],
+                end_points["block3"],
+                eval_points["block3"],
+            ]
+        )
+        session.run(updates)
+        after = session.run(_moving_statistics())
+    # The frozen layers (all of block2's input path) normalise with the moving statistics.
+    np.testing.assert_allclose(frozen_out, frozen_ref, rtol=1e-4, atol=1e-5)
+    # The trained block3 normalises with its batch's statistics, not the moving ones.
+    assert not np.allclose(trained_out, trained_ref, rtol=1e-4, atol=1e-5)
+    changed = {
+        v.op.name
+        for v, a, b in zip(_moving_statistics(), after, before)
+        if not np.array_equal(a, b)
+    }
+    assert changed and all(n.startswith("resnet20_cifar/block3/") for n in changed)
+
+
+def test_freeze_batch_norm_keeps_variable_and_op_names(graph):
+    # Checkpoints and graphs stay those of slim.batch_norm; resnet_v2 calls it directly.
+    def names(freeze):
+        with tf.Graph().as_default() as g:
+            images = tf.zeros([1, 64, 64, 3])
+            nets_factory.get_network_fn(
+                "resnet_v2_50", 10, is_training=True, freeze_batch_norm=freeze
+            )(images)
+            return [op.name for op in g.get_operations()]
+
+    assert names(["resnet_v2_50"]) == names(None)
+
+
+def test_freeze_batch_norm_without_trainable_scopes_freezes_every_batch_norm(graph):
+    network_fn = nets_factory.get_network_fn(
+        "resnet20_cifar", 10, is_training=True, freeze_batch_norm=[]
+    )
+    network_fn(tf.zeros([2, 32, 32, 3]))
+    assert len(network_fn.frozen_batch_norm) == 19
+    assert tf.get_collection(tf.GraphKeys.UPDATE_OPS) == []
