@@ -89,6 +89,8 @@ def variables_to_restore(exclude_scopes=None, restore_all=False):
             or "/Adagrad" in name
             or "/Adadelta" in name
             or "/Ftrl" in name
+            or name.endswith(("/adam_m", "/adam_v"))  # adamw / lamb (google's slot names)
+            or name.split("/")[-1].startswith(("beta1_power", "beta2_power"))
             or "/ExponentialMovingAverage" in name
         ):
             continue

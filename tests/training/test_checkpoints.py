@@ -289,3 +289,14 @@ def test_moving_averages_fall_back_to_the_variable_without_a_shadow(tmp_path):
             np.testing.assert_array_equal(
                 session.run(tf.global_variables("Net/conv1/weights")[0]), np.ones([3, 4])
             )
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "lamb"])
+def test_restore_all_never_restores_adam_like_optimizer_state(graph, params, optimizer):
+    from training import optimizers
+
+    with tf.variable_scope("Net"):
+        weights = tf.get_variable("dense/kernel", [3, 2])
+    optimizers.configure_optimizer(optimizer, 0.1, params()).minimize(tf.reduce_sum(weights))
+    assert len(tf.global_variables()) > 1  # the moments (and beta powers) exist
+    assert names(checkpoints.variables_to_restore(restore_all=True)) == ["Net/dense/kernel"]
