@@ -213,18 +213,29 @@ def read_file_pair(source_path, target_path, strict=False):
             _fail_or_collect(result, bad, strict)
         else:
             pairs.append(result)
+    bad.sort(key=lambda b: (b.line_number, b.path))  # the unmatched lines come last
     return pairs, bad
 
 
 def _split_files(directory, split, source_language, target_language):
-    """The input of one split in a directory: ('tsv', path), ('pair', src, tgt) or None."""
+    """The input of one split in a directory: ('tsv', path), ('pair', src, tgt) or None.
+
+    Raises:
+      FileNotFoundError: one file of a pair is there, the other missing.
+    """
     tsv = os.path.join(directory, split + TSV_SUFFIX)
     source = os.path.join(directory, f"{split}.{source_language}")
     target = os.path.join(directory, f"{split}.{target_language}")
     if os.path.isfile(tsv):
         return ("tsv", tsv)
-    if os.path.isfile(source) or os.path.isfile(target):
+    if os.path.isfile(source) and os.path.isfile(target):
         return ("pair", source, target)
+    if os.path.isfile(source) or os.path.isfile(target):
+        present, missing = (source, target) if os.path.isfile(source) else (target, source)
+        raise FileNotFoundError(
+            f"{directory} holds {os.path.basename(present)} but not {os.path.basename(missing)}: "
+            f"the {split} split needs both files of the pair, or {split}{TSV_SUFFIX}"
+        )
     return None
 
 

@@ -6,7 +6,9 @@ From the token-id records of datasets/translation.py to padded batches:
   they divide among the ranks, single examples otherwise);
 * examples longer than max_input_length / max_target_length (EOS included) are dropped
   ('filter') or cut to the limit, keeping EOS last ('truncate'), and counted: every
-  batch carries `num_long_examples`, how many examples this rank has dropped or cut so far;
+  batch carries `num_long_examples`, how many of this rank's examples were dropped or cut
+  as far as the pipeline has read its share (non-decreasing; from the second training
+  epoch on, and at the end of an evaluation pass, the rank's exact total);
 * batches are formed by token count (`batch_tokens`: the padded length, max over inputs
   and targets, times the batch size never exceeds it), with examples of similar length
   grouped into buckets whose bounds are multiples of 8 growing by `length_bucket_step`
@@ -141,7 +143,8 @@ def build_dataset(
       (dataset of dicts: 'inputs' int64 [B, S], 'targets' int64 [B, T] (0-padded, S and T
       multiples of pad_to_multiple), 'inputs_length' / 'targets_length' int64 [B] (tokens
       before padding, EOS included), 'num_long_examples' int64 scalar (examples this rank
-      dropped or truncated so far); the input_pipeline.ShardPlan of this rank).
+      dropped or truncated, see the module docstring); the input_pipeline.ShardPlan of this
+      rank).
 
     Raises:
       ValueError: no files, both or neither of batch_tokens / batch_size, an unknown
@@ -245,5 +248,12 @@ def build_dataset(
             window_size_func=lambda key: sizes_tensor[key],
         )
     ds = ds.map(lambda batch: _pad_to_multiple(batch, pad_to_multiple))
+
+    def running_max(highest, batch):
+        # Shuffling and bucketing reorder examples; the max makes the count non-decreasing.
+        highest = tf.maximum(highest, batch[LONG_COUNT_KEY])
+        return highest, dict(batch, **{LONG_COUNT_KEY: highest})
+
+    ds = ds.scan(tf.constant(0, tf.int64), running_max)
     ds = ds.prefetch(prefetch_buffer_size or AUTOTUNE)
     return ds, plan
