@@ -142,7 +142,8 @@ def parse_args(argv):
         type=int,
         default=None,
         help="processes writing shards in parallel (default: 2; 1 for sklearn_digits, "
-        "whose 1797 images take less time to write than a worker takes to start)",
+        "translation and gettext, whose records take less time to write than a worker "
+        "takes to start)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffles and splits")
     parser.add_argument(

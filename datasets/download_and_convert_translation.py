@@ -134,7 +134,7 @@ def convert_pairs(
     info,
     bad_lines=(),
     num_shards=DEFAULT_NUM_SHARDS,
-    num_workers=2,
+    num_workers=1,
     vocab_size=DEFAULT_VOCAB_SIZE,
     seed=DEFAULT_SEED,
     overwrite=False,
@@ -147,7 +147,9 @@ def convert_pairs(
       info: a JSON-able dict describing the input, stored in translation_info.json.
       bad_lines: BadLine of the input, counted in translation_info.json and returned.
       num_shards: int or {split: int}.
-      num_workers: processes writing shards in parallel.
+      num_workers: processes writing shards in parallel (1: in this process; the default,
+        since token-id records are small: en->de's 14k pairs take about a second to
+        write, a spawned worker 5-15 s to start TensorFlow).
       vocab_size, seed: of the SentencePiece model.
       overwrite: replace a model and shards written from other input or options.
 
@@ -207,7 +209,7 @@ def convert(
     dataset_dir,
     source=None,
     num_shards=DEFAULT_NUM_SHARDS,
-    num_workers=2,
+    num_workers=1,
     seed=DEFAULT_SEED,
     strict=False,
     overwrite=False,
@@ -275,7 +277,7 @@ def convert_gettext(
     language=None,
     source=None,
     num_shards=DEFAULT_NUM_SHARDS,
-    num_workers=2,
+    num_workers=1,
     seed=DEFAULT_SEED,
     overwrite=False,
     vocab_size=DEFAULT_VOCAB_SIZE,
@@ -291,6 +293,9 @@ def convert_gettext(
       source: the locale directory (default gettext_catalogs.LOCALE_DIR).
       min_words: words per side, at least.
       Others: as convert.
+
+    Catalogs that gettext cannot read are skipped and listed, in strict mode too (Debian
+    ships a few with a Latin-1 header that Python's gettext rejects, e.g. m4's German).
 
     Returns:
       (split_sizes, skipped: the catalogs gettext could not read, as "path: reason").

@@ -63,25 +63,6 @@ def bucket_boundaries(max_length, multiple=DEFAULT_PAD_MULTIPLE, step=DEFAULT_LE
     return bounds
 
 
-def _records(plan, rank, size, is_training, num_readers, seed):
-    files = tf.data.Dataset.from_tensor_slices(plan.files)
-    if is_training and plan.mode != "examples":
-        files = files.shuffle(len(plan.files), seed=seed, reshuffle_each_iteration=True)
-    if is_training:
-        records = files.interleave(
-            tf.data.TFRecordDataset,
-            cycle_length=max(1, min(num_readers, len(plan.files))),
-            num_parallel_calls=AUTOTUNE,
-            deterministic=plan.mode == "examples",  # example sharding needs one fixed order
-        )
-    else:
-        records = files.flat_map(tf.data.TFRecordDataset)  # one ordered pass
-    if plan.mode == "examples":
-        # Horovod: every rank reads every file and keeps its own 1/size of the examples.
-        records = records.shard(size, rank)
-    return records
-
-
 def _truncate(ids, max_length):
     """ids cut to max_length with EOS_ID last, when longer."""
     return tf.cond(
@@ -181,8 +162,10 @@ def build_dataset(
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     policy = length_policy if is_training else "truncate"
 
+    # Horovod: each rank reads a disjoint share (its files, or every size-th example), in
+    # the image pipeline's way: training interleaves shuffled files, evaluation reads in order.
     plan = input_pipeline.shard_files_by_rank(files, rank, size)
-    ds = _records(plan, rank, size, is_training, num_readers, seed)
+    ds = input_pipeline._records(plan, rank, size, is_training, num_readers, seed)
     ds = ds.map(translation.parse_fn, num_parallel_calls=AUTOTUNE, deterministic=True)
 
     @tf.autograph.experimental.do_not_convert
@@ -234,6 +217,7 @@ def build_dataset(
             sizes = [int(batch_size)] * len(bounds)
         sizes_tensor = tf.constant(sizes, tf.int64)
 
+        @tf.autograph.experimental.do_not_convert
         def bucket_of(example):
             length = tf.maximum(example[INPUTS_LENGTH_KEY], example[TARGETS_LENGTH_KEY])
             # The first bound >= length; truncation / filtering keep length <= the last.
@@ -249,6 +233,7 @@ def build_dataset(
         )
     ds = ds.map(lambda batch: _pad_to_multiple(batch, pad_to_multiple))
 
+    @tf.autograph.experimental.do_not_convert
     def running_max(highest, batch):
         # Shuffling and bucketing reorder examples; the max makes the count non-decreasing.
         highest = tf.maximum(highest, batch[LONG_COUNT_KEY])
