@@ -1,4 +1,4 @@
-"""Converts parallel text (files the user has, or the system's gettext catalogs) to token-id tfrecords.
+"""Converts parallel text (the user's files, or the system's gettext catalogs) to token-id records.
 
     --dataset_name=translation --source=pairs.tsv            source<TAB>target per line
     --dataset_name=translation --source=train.en,train.de    one sentence per line each
@@ -67,17 +67,8 @@ def _remove_quietly(path):
         pass
 
 
-def _existing_shards(dataset_dir):
-    prefix = translation.NAME + "_"
-    return sorted(
-        name
-        for name in os.listdir(dataset_dir)
-        if name.startswith(prefix) and name.endswith(".tfrecord")
-    )
-
-
 def train_or_reuse_bpe(dataset_dir, train_pairs, vocab_size, seed, overwrite):
-    """The BpeTokenizer of dataset_dir: reused if trained on the same text and options, else trained.
+    """The BpeTokenizer of dataset_dir: reused if trained on the same text and options, else new.
 
     The fingerprint file is written before the model, and an old model removed before
     training, so an interrupted run never leaves a model that the fingerprint misdescribes.

@@ -47,7 +47,7 @@ def round_up(value, multiple):
 
 
 def bucket_boundaries(max_length, multiple=DEFAULT_PAD_MULTIPLE, step=DEFAULT_LENGTH_BUCKET_STEP):
-    """Upper length bounds of the buckets: multiples of `multiple`, each about `step` times the last.
+    """Upper length bounds of the buckets: multiples of `multiple`, each ~`step` times the last.
 
     The last bound is max_length rounded up to `multiple`, so every example fits a bucket.
     E.g. (64, 8, 1.1): [8, 16, 24, 32, 40, 48, 56, 64].

@@ -12,8 +12,8 @@ the Transformer can share its embedding and softmax). Training reads no file and
 downloads nothing: it takes the sentences from memory, uses every one of them in their
 order (no sampling, no shuffle) in one thread, so the same sentences, vocabulary size and
 seed give a byte-identical model. SentencePiece's own normalisation is off ('identity'):
-callers normalise text first (datasets/parallel_text.py's `normalise_text`), and byte fallback makes every
-character representable, so `decode(encode(text)) == text` for any normalised text.
+callers normalise text first (datasets/parallel_text.py's `normalise_text`), and byte
+fallback makes every character representable, so `decode(encode(text)) == text`.
 
     model_path = sentencepiece_bpe.train_bpe(sentences, "/data/spm", vocab_size=8000)
     tokenizer = sentencepiece_bpe.BpeTokenizer(model_path)
