@@ -161,7 +161,7 @@ def convert_splits(
       encode_fn: module-level function item -> tf.train.Example; raises UnreadableItem for
         an item to skip.
       num_shards: int, or dict split -> int; a split never gets more shards than items.
-      labels_to_names: dict int -> class name, written to labels.txt.
+      labels_to_names: dict int -> class name, written to labels.txt (None: no labels.txt).
       fingerprint: string identifying the input and options (see fingerprint_of); shards
         of an earlier run are reused only when it matches.
       num_workers: processes writing shards in parallel (1: in this process).
@@ -259,9 +259,10 @@ def convert_splits(
         logger.warning(
             "skipped %d unreadable input(s):\n  %s", len(skipped), "\n  ".join(sorted(skipped))
         )
-    labels_path = os.path.join(output_dir, dataset_factory.LABELS_FILENAME)
-    _atomic_write_text(
-        labels_path, "".join(f"{k}:{labels_to_names[k]}\n" for k in sorted(labels_to_names))
-    )
+    if labels_to_names is not None:  # None: a dataset without classes (translation)
+        labels_path = os.path.join(output_dir, dataset_factory.LABELS_FILENAME)
+        _atomic_write_text(
+            labels_path, "".join(f"{k}:{labels_to_names[k]}\n" for k in sorted(labels_to_names))
+        )
     _atomic_write_text(split_sizes_path, json.dumps(split_sizes, indent=2, sort_keys=True) + "\n")
     return split_sizes, skipped
