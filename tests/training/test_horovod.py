@@ -8,9 +8,11 @@ waits forever in an allreduce fails the test instead of hanging it.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -36,9 +38,14 @@ EXACT = [
 ]
 
 
-def launch(out_dir, flags, np_=2, launcher="mpirun"):
+def launch(out_dir, flags, np_=2, launcher="mpirun", env=None, check=True):
+    """Runs the driver on np_ ranks; returns (per-rank results, the CompletedProcess).
+
+    env: more environment variables for every rank (the driver's TFZOO_TEST_* faults).
+    check: assert a zero exit status; with check=False a failed run returns (None, proc).
+    """
     os.makedirs(out_dir, exist_ok=True)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT, **(env or {}))
     if launcher == "mpirun":
         cmd = [
             "mpirun",
@@ -55,6 +62,8 @@ def launch(out_dir, flags, np_=2, launcher="mpirun"):
             "-x",
             "PYTHONPATH",
         ]
+        for name in extra_env_names(env):
+            cmd += ["-x", name]
     elif launcher == "horovodrun":
         cmd = [os.path.join(BIN, "horovodrun"), "--gloo", "-np", str(np_), "-H", f"localhost:{np_}"]
     else:
@@ -63,6 +72,8 @@ def launch(out_dir, flags, np_=2, launcher="mpirun"):
     proc = subprocess.run(
         cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT
     )
+    if not check and proc.returncode != 0:
+        return None, proc
     assert proc.returncode == 0, f"{launcher} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     ranks = []
     for r in range(np_):
@@ -71,6 +82,10 @@ def launch(out_dir, flags, np_=2, launcher="mpirun"):
         info["weights"] = dict(np.load(os.path.join(out_dir, f"rank{r}.npz")))
         ranks.append(info)
     return ranks, proc
+
+
+def extra_env_names(env):
+    return sorted(k for k in env if k.startswith("TFZOO_TEST_"))
 
 
 def assert_same_weights(a, b, rtol=0.0, atol=0.0):
@@ -207,6 +222,172 @@ def test_uneven_files_and_split_never_hang_and_count_each_example_once(
         assert all(m["count"] == 37 for _, m in r["eval"])
     assert ranks[0]["eval"] == ranks[1]["eval"]
     assert_same_weights(ranks[0]["weights"], ranks[1]["weights"])
+
+
+def end_weights(rank):
+    return {k[4:]: v for k, v in rank["weights"].items() if k.startswith("end/")}
+
+
+def start_weights(rank):
+    return {k[6:]: v for k, v in rank["weights"].items() if k.startswith("start/")}
+
+
+def assert_trained(rank):
+    start, end = start_weights(rank), end_weights(rank)
+    assert any(not np.array_equal(start[k], end[k]) for k in start if k.startswith("LeNet"))
+
+
+@pytest.mark.parametrize("op", ["average", "sum", "adasum"])
+def test_every_allreduce_op_trains_both_ranks_to_identical_weights(tmp_path, op):
+    # Horovod 0.28.1's TF1 Adasum optimizer never communicated: ranks drifted apart.
+    flags = [f for f in EXACT if not f.startswith("--lr_scaling")]
+    ranks, proc = launch(
+        str(tmp_path / op),
+        flags
+        + [
+            "--batch_size=4",
+            "--stop_at_step=3",
+            f"--allreduce_op={op}",
+            "--lr_scaling=linear",
+            f"--train_dir={tmp_path}/{op}/rank{{rank}}",
+        ],
+    )
+    assert_same_weights(end_weights(ranks[0]), end_weights(ranks[1]))
+    assert_trained(ranks[0])
+    # --lr_scaling=linear doubles the rate on 2 ranks for average only; sum and adasum warn.
+    lrs = {v["lr"] for v in ranks[0]["log"].values()}
+    if op == "average":
+        assert lrs and all(lr == pytest.approx(0.006) for lr in lrs)
+        assert "scales the learning rate only with --allreduce_op=average" not in proc.stderr
+    else:
+        assert lrs and all(lr == pytest.approx(0.003) for lr in lrs)
+        assert f"only with --allreduce_op=average; with --allreduce_op={op}" in proc.stderr
+
+
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_fp16_overflow_on_one_rank_is_skipped_by_both(tmp_path, accumulation):
+    # Rank 1's loss is 1e4 times larger on one run: its fp16 gradients overflow, rank 0's
+    # do not. The other runs' losses are scaled by 1e-3 (lr x 1e3 compensates), so lenet's
+    # gradients never overflow the default scale 2**15 by themselves. With accumulation
+    # the overflow comes on the first micro-step of update 2, not its communication step.
+    overflow_run = 1 if accumulation == 1 else 2
+    ranks, _ = launch(
+        str(tmp_path / "o"),
+        [f for f in EXACT if not f.startswith("--learning_rate=")]
+        + [
+            "--learning_rate=3",
+            "--precision=fp16",
+            "--batch_size=4",
+            "--stop_at_step=4",
+            f"--backward_passes_per_step={accumulation}",
+            f"--train_dir={tmp_path}/o/rank{{rank}}",
+        ],
+        env={
+            "TFZOO_TEST_OVERFLOW": f"1:{overflow_run}",
+            "TFZOO_TEST_LOSS_BASE": "1e-3",
+            "TFZOO_TEST_LOSS_FACTOR": "1e4",
+        },
+    )
+    for r in ranks:
+        end = end_weights(r)
+        # Update 2 skipped on both ranks, and the scale halved once, on both.
+        assert end["loss_scale/skipped_steps"] == 1, r["rank"]
+        assert end["loss_scale/scale"] == 2.0**14, r["rank"]
+        steps = sorted(r["log"], key=int)
+        assert steps == ["1", "2", "3", "4"]  # the global step counts updates
+        assert [r["log"][s]["skipped_steps"] for s in steps] == [0, 1, 1, 1]
+        assert [r["log"][s]["loss_scale"] for s in steps] == [2.0**15] + [2.0**14] * 3
+        assert_trained(r)
+    agreed = ("loss", "loss_scale", "skipped_steps")
+    for s in ranks[0]["log"]:
+        assert {k: ranks[0]["log"][s][k] for k in agreed} == {
+            k: ranks[1]["log"][s][k] for k in agreed
+        }
+    assert_same_weights(end_weights(ranks[0]), end_weights(ranks[1]))
+
+
+def checkpoint_step(path):
+    return int(path.rsplit("-", 1)[1])
+
+
+@pytest.mark.parametrize(
+    "learning_rate, problem",
+    [
+        # Step 1 blows the weights up to ~1e20, still finite: checkpoint 1 is written, and
+        # the loss it gives at step 2 is inf (the weight decay term overflows).
+        ("1e20", "Loss is inf at step 2"),
+        # Step 1 makes the weights inf: the weight check before the save stops both ranks.
+        ("1e38", "Weights hold NaN/inf at step 1"),
+    ],
+)
+def test_nan_stops_every_rank_and_names_a_checkpoint_that_resumes(tmp_path, learning_rate, problem):
+    train_dir = str(tmp_path / "train")
+    flags = [f for f in EXACT if not f.startswith("--learning_rate=")]
+    _, proc = launch(
+        str(tmp_path / "nan"),
+        flags
+        + [
+            f"--learning_rate={learning_rate}",
+            "--batch_size=4",
+            "--stop_at_step=50",
+            "--save_checkpoints_steps=1",
+            f"--train_dir={train_dir}",
+        ],
+        check=False,
+    )
+    assert proc.returncode != 0
+    # Both ranks stopped by themselves at the same step (none hung or was torn down).
+    named = re.findall(
+        rf"{re.escape(problem)}: training stopped on every rank.*?Last good checkpoint: (\S+)",
+        proc.stderr,
+    )
+    assert set(named) == {os.path.join(train_dir, "model.ckpt-0"), "named"}, proc.stderr[-3000:]
+    good = os.path.join(train_dir, "model.ckpt-0")
+    assert "Horovod has been shut down" not in proc.stderr
+    if learning_rate == "1e20":
+        # The newer checkpoint holds finite weights whose next loss was inf: kept on disk,
+        # but neither named nor resumed from.
+        assert tf_checkpoint_exists(os.path.join(train_dir, "model.ckpt-1"))
+    assert tf_latest_checkpoint(train_dir) == good
+
+    # Auto-resume with a sane rate restores the named checkpoint and trains finitely.
+    start = checkpoint_step(good)
+    ranks, _ = launch(
+        str(tmp_path / "resume"),
+        flags + ["--batch_size=4", f"--stop_at_step={start + 4}", f"--train_dir={train_dir}"],
+        np_=1,
+        launcher="none",
+    )
+    losses = ranks[0]["losses"]
+    assert sorted(losses, key=int) == [str(s) for s in range(start + 1, start + 5)]
+    assert all(np.isfinite(v) for v in losses.values())
+
+
+def test_a_killed_rank_ends_the_whole_job_quickly(tmp_path):
+    out = tmp_path / "k"
+    _, proc = launch(
+        str(out),
+        EXACT + ["--batch_size=4", "--stop_at_step=100000", f"--train_dir={out}/rank{{rank}}"],
+        env={"TFZOO_TEST_KILL": "1:3"},
+        check=False,
+    )
+    ended = time.time()
+    assert proc.returncode != 0
+    killed = float((out / "killed_at").read_text())
+    assert ended - killed < 60, f"mpirun ran {ended - killed:.0f} s after rank 1 was killed"
+    assert "signal 9" in proc.stdout + proc.stderr
+
+
+def tf_checkpoint_exists(path):
+    from slim_compat import tf
+
+    return tf.train.checkpoint_exists(path)
+
+
+def tf_latest_checkpoint(d):
+    from slim_compat import tf
+
+    return tf.train.latest_checkpoint(d)
 
 
 @pytest.fixture(autouse=True)
