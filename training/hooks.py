@@ -165,7 +165,7 @@ class NanLossHook(tf.train.SessionRunHook):
     averaged over ranks (an allreduce every step), so a NaN on any rank stops every rank at
     the same step and none is left waiting in an allreduce. Without loss scaling
     (`stop_on_skipped_update`), an update whose gradients were inf/NaN on some rank
-    (agreed over ranks, the update not applied) stops the run too.
+    (`update_finite`, agreed over ranks) stops the run too, before its weights are saved.
     """
 
     def __init__(
@@ -195,8 +195,7 @@ class NanLossHook(tf.train.SessionRunHook):
             self._good.loss_was_finite()
         if self._stop_on_skip and not run_values.results.get("update_finite", True):
             raise _stop(
-                f"Gradients hold NaN/inf at step {step} on at least one rank (update not "
-                f"applied, loss {loss:.4g})",
+                f"Gradients hold NaN/inf at step {step} on at least one rank (loss {loss:.4g})",
                 self._good,
                 self._train_dir,
             )
