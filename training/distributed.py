@@ -84,6 +84,10 @@ class Distributed:
             op: 'average' (mean over ranks), 'sum' or 'adasum' (Maleki et al. 2021,
                 "Adaptive Summation": the sum for orthogonal gradients, the mean for equal
                 ones). Adasum has no sparse form, so IndexedSlices become dense for it.
+                tfzoo combines the gradients with Adasum, before the optimizer; Horovod's
+                TF1 optimizer meant to combine each rank's weight delta after it. For SGD
+                the two agree (Adasum scales with its inputs); for momentum or Adam they
+                differ.
             compression: 'none' or 'fp16' (halves the bytes sent; dense tensors only).
 
         Returns:

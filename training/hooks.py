@@ -148,10 +148,11 @@ def _stop(problem, good_checkpoints, train_dir=None):
     elif good_checkpoints is None:
         last = "named in rank 0's message"
     else:
-        last = good_checkpoints.point_resume_at_it() or "none yet"
+        last = good_checkpoints.point_resume_at_it()
+        last = f"{last} (a resume on this --train_dir starts from it)" if last else "none yet"
     error = NanLossError(
         f"{problem}: training stopped on every rank, nothing saved for this step. "
-        f"Last good checkpoint: {last} (a resume on this --train_dir starts from it). {_ADVICE}"
+        f"Last good checkpoint: {last}. {_ADVICE}"
     )
     logging.error("%s", error)
     return error
