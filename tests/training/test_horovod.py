@@ -306,6 +306,29 @@ def test_fp16_overflow_on_one_rank_is_skipped_by_both(tmp_path, accumulation):
     assert_same_weights(end_weights(ranks[0]), end_weights(ranks[1]))
 
 
+def test_accumulation_on_two_ranks_equals_one_process_on_the_whole_batch(tmp_path):
+    # 2 ranks x 2 micro-steps x 4 examples, averaged: one update on the same 16 examples.
+    two, _ = launch(
+        str(tmp_path / "two"),
+        EXACT
+        + [
+            "--batch_size=4",
+            "--backward_passes_per_step=2",
+            "--stop_at_step=3",
+            f"--train_dir={tmp_path}/two/rank{{rank}}",
+        ],
+    )
+    one, _ = launch(
+        str(tmp_path / "one"),
+        EXACT + ["--batch_size=16", "--stop_at_step=3", f"--train_dir={tmp_path}/one/rank0"],
+        np_=1,
+        launcher="none",
+    )
+    assert_same_weights(end_weights(two[0]), end_weights(two[1]))
+    assert_same_weights(end_weights(two[0]), end_weights(one[0]), rtol=1e-4, atol=1e-6)
+    assert sorted(two[0]["losses"], key=int) == ["1", "2", "3"]  # updates, not micro-steps
+
+
 def checkpoint_step(path):
     return int(path.rsplit("-", 1)[1])
 
