@@ -56,7 +56,8 @@ def define_export_flags():
         "integer",
         "image_size",
         None,
-        "Input side in pixels; default: --train_image_size, else the model's default size.",
+        "Input side in pixels; default: --eval_image_size, else --train_image_size, else the "
+        "model's default size.",
     )
     _define_if_absent("integer", "opset", export.DEFAULT_OPSET, "ONNX opset of --format=onnx.")
     _define_if_absent(
@@ -95,7 +96,7 @@ def export_from_flags():
     inference_graph = export.build_inference_graph(
         FLAGS.model_name,
         num_classes,
-        image_size=FLAGS.image_size or FLAGS.train_image_size,
+        image_size=FLAGS.image_size or FLAGS.eval_image_size or FLAGS.train_image_size,
         channels=export.input_channels(FLAGS.model_name, FLAGS.dataset_name),
         with_preprocessing=FLAGS.with_preprocessing,
         preprocessing_name=FLAGS.preprocessing_name,

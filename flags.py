@@ -4,7 +4,10 @@ The groups and most names follow FastNN's user guide (dataset, preprocessing, mo
 learning rate, optimizer, logging, performance) so a FastNN flagfile keeps working; the
 groups after them are what tfzoo adds (checkpoints and finetuning, evaluation, precision,
 distributed training). `--flagfile=path` reads flags from a file, one `--name=value` a line.
-A misspelt flag name is an error (absl rejects unknown flags).
+A misspelt flag name is an error (absl rejects unknown flags). Every flag of the tables
+in FastNN's user guide is accepted: FastNN's renamed ones (`log_loss_every_n_iters`,
+`profile_every_n_iters`) as aliases, and the PAI-only ones (`PAI_ONLY_FLAGS`) with a
+warning that they do nothing here.
 
 Entry points import this module for its side effect of defining the flags and read them
 through `flags.FLAGS`:
@@ -14,10 +17,59 @@ through `flags.FLAGS`:
 """
 
 from absl import flags as absl_flags
+from absl import logging
 
 FLAGS = absl_flags.FLAGS
 
+# FastNN flags that configure Alibaba PAI's distribution layer (PAISoar) and its gRPC
+# transport; Horovod replaces both, so these are accepted and do nothing here.
+PAI_ONLY_FLAGS = ("enable_paisoar", "protocol")
+
+# FastNN's --hooks names (case-insensitive) -> what each turns on here.
+HOOK_NAMES = {
+    "stopatstephook": "StopAtStepHook",
+    "profilerhook": "ProfilerHook",
+    "loggingtensorhook": "LoggingTensorHook",
+    "checkpointsaverhook": "CheckpointSaverHook",
+}
+
 _defined = False
+
+
+def pai_only_flags_given():
+    """Names of the PAI-only flags given on the command line or in a flagfile."""
+    return [name for name in PAI_ONLY_FLAGS if FLAGS[name].present]
+
+
+def warn_pai_only_flags(log=True):
+    """Logs one warning line per PAI-only flag given (when `log`: rank 0 only)."""
+    for name in pai_only_flags_given():
+        if log:
+            logging.warning("--%s is a PAI (PAISoar) flag: accepted, does nothing here", name)
+
+
+def parse_hooks(value):
+    """The set of canonical hook names in a --hooks value (comma-separated, any case).
+
+    Raises:
+        ValueError: an unknown hook name (lists the valid ones), or StopAtStepHook left out.
+    """
+    names = set()
+    for name in (n.strip() for n in (value or "").split(",")):
+        if not name:
+            continue
+        if name.lower() not in HOOK_NAMES:
+            raise ValueError(
+                f"Unknown hook {name!r} in --hooks={value!r}; valid names: "
+                f"{', '.join(HOOK_NAMES.values())}"
+            )
+        names.add(HOOK_NAMES[name.lower()])
+    if "StopAtStepHook" not in names:
+        raise ValueError(
+            f"--hooks={value!r} leaves out StopAtStepHook: the training data repeats forever, "
+            "so the run would never end; keep StopAtStepHook in --hooks"
+        )
+    return names
 
 
 def define_flags():
@@ -52,6 +104,13 @@ def define_flags():
         "Subtracted from every label, e.g. 1 to train a "
         "1000-class net on 1001-class ImageNet records (background = 0).",
     )
+    f.DEFINE_string(
+        "train_files",
+        None,
+        "FastNN: comma-separated tfrecord names or globs of the training split, relative "
+        "to dataset_dir unless absolute, e.g. 'a.tfrecord,b.tfrecord'; overrides "
+        "--file_pattern for training.",
+    )
     f.DEFINE_integer(
         "num_sample_per_epoch",
         None,
@@ -67,6 +126,12 @@ def define_flags():
         "(lenet, cifarnet, vgg, inception); default: the model's.",
     )
     f.DEFINE_integer("train_image_size", None, "Input size in pixels; default: the model's.")
+    f.DEFINE_integer(
+        "eval_image_size",
+        None,
+        "Input size in pixels of evaluation (the eval script, eval during training, export); "
+        "default: --train_image_size, else the model's.",
+    )
     f.DEFINE_integer("shuffle_buffer_size", 1024, "Examples in the shuffle buffer.")
     f.DEFINE_integer(
         "num_parallel_batches", None, "Batches assembled in parallel; default AUTOTUNE."
@@ -79,13 +144,20 @@ def define_flags():
     f.DEFINE_boolean(
         "datasets_use_caching",
         False,
-        "Cache the parsed (pre-augmentation) examples in memory after the first epoch.",
+        "Cache the compressed tfrecord records (before decoding) of this rank in memory "
+        "after the first epoch; they are decoded and augmented anew every epoch.",
     )
     f.DEFINE_integer("seed", 0, "Seed of the graph-level random ops and the shuffle.")
 
     # -------------------------------------------------------------- model params
     f.DEFINE_string("model_name", "lenet", "Network in image_models/nets_factory.py.")
     f.DEFINE_integer("batch_size", 32, "Examples per step per rank.")
+    f.DEFINE_float(
+        "num_epochs",
+        None,
+        "Train until the step that completes this many epochs of the train split over the "
+        "global batch (all ranks); ignored when --stop_at_step is given.",
+    )
     f.DEFINE_float("weight_decay", 0.00004, "L2 regularisation of the weights.")
     f.DEFINE_float(
         "dropout_keep_prob",
@@ -98,7 +170,7 @@ def define_flags():
         "moving_average_decay",
         None,
         "If set, keep an exponential moving average of "
-        "the weights (saved beside them; eval can use it).",
+        "the trained weights (saved beside them; eval and export can use it).",
     )
     f.DEFINE_enum(
         "task_type",
@@ -140,8 +212,15 @@ def define_flags():
     f.DEFINE_boolean(
         "restore_all_variables",
         False,
-        "When finetuning, restore every global "
-        "variable (batch-norm statistics included), not only trainable ones.",
+        "When finetuning, restore every global variable (but the optimizer slots, "
+        "global step, loss scale and moving averages), not only the model variables.",
+    )
+    f.DEFINE_boolean(
+        "freeze_batch_norm",
+        False,
+        "Batch norm outside --trainable_scopes runs in inference mode: it normalises with "
+        "its moving statistics and does not update them (for frozen-body finetunes); "
+        "without --trainable_scopes, every batch norm.",
     )
 
     # ----------------------------------------------------- learning-rate tuning
@@ -149,8 +228,10 @@ def define_flags():
     f.DEFINE_enum(
         "learning_rate_decay_type",
         "exponential",
-        ["fixed", "exponential", "polynomial"],
-        "How the learning rate decays.",
+        ["fixed", "exponential", "polynomial", "linear", "inverse_sqrt", "noam"],
+        "How the learning rate decays (training/learning_rates.py): linear = to "
+        "--end_learning_rate at --stop_at_step; inverse_sqrt and noam warm up over "
+        "--warmup_steps by themselves.",
     )
     f.DEFINE_float("end_learning_rate", 0.0001, "Final learning rate of polynomial decay.")
     f.DEFINE_float("learning_rate_decay_factor", 0.94, "Exponential decay factor.")
@@ -160,7 +241,17 @@ def define_flags():
         "Epochs between exponential decays / length of polynomial decay.",
     )
     f.DEFINE_integer("warmup_steps", 0, "Steps of warmup from 1% of the rate to the full rate.")
-    f.DEFINE_enum("warmup_scheme", "t2t", ["t2t"], "Warmup shape: t2t = exponential from 1%.")
+    f.DEFINE_enum(
+        "warmup_scheme",
+        "t2t",
+        ["t2t", "linear"],
+        "Warmup shape: t2t = exponential from 1%; linear = from 0 (google's BERT).",
+    )
+    f.DEFINE_integer(
+        "noam_hidden_size",
+        512,
+        "noam schedule: the model width d in lr * d^-0.5 * min(step^-0.5, step * warmup^-1.5).",
+    )
     f.DEFINE_enum(
         "decay_scheme",
         None,
@@ -169,7 +260,11 @@ def define_flags():
         "halvings over the last third of training; luong5 / luong10 = 5 / 10 "
         "halvings over the second half.",
     )
-    f.DEFINE_integer("stop_at_step", 100, "Global step at which training stops.")
+    f.DEFINE_integer(
+        "stop_at_step",
+        100,
+        "Global step at which training stops; default: 100, or the step ending --num_epochs.",
+    )
     f.DEFINE_enum(
         "lr_scaling",
         "linear",
@@ -182,8 +277,19 @@ def define_flags():
     f.DEFINE_enum(
         "optimizer",
         "momentum",
-        ["adadelta", "adagrad", "adam", "ftrl", "momentum", "sgd", "rmsprop"],
-        "Optimizer.",
+        [
+            "adadelta",
+            "adagrad",
+            "adam",
+            "ftrl",
+            "momentum",
+            "sgd",
+            "rmsprop",
+            "adamw",
+            "adamweightdecay",
+            "lamb",
+        ],
+        "Optimizer (training/optimizers.py); adamweightdecay is FastNN's name for adamw.",
     )
     f.DEFINE_float("adadelta_rho", 0.95, "Adadelta decay rate.")
     f.DEFINE_float("adagrad_initial_accumulator_value", 0.1, "Adagrad starting accumulator.")
@@ -197,6 +303,19 @@ def define_flags():
     f.DEFINE_float("momentum", 0.9, "Momentum of the momentum optimizer.")
     f.DEFINE_float("rmsprop_momentum", 0.9, "RMSProp momentum.")
     f.DEFINE_float("rmsprop_decay", 0.9, "RMSProp decay of the squared-gradient average.")
+    f.DEFINE_float(
+        "decoupled_weight_decay",
+        0.01,
+        "adamw / lamb: weight decay added to the update, not the loss (google's "
+        "weight_decay_rate); 0 turns it off.",
+    )
+    f.DEFINE_string(
+        "decoupled_weight_decay_exclude",
+        "LayerNorm,layer_norm,bias",
+        "adamw / lamb: comma-separated regular expressions; variables whose name matches one get no weight "
+        "decay (and, for lamb, no trust ratio).",
+    )
+    f.DEFINE_float("adamw_epsilon", 1e-6, "Epsilon of adamw and lamb (google's BERT: 1e-6).")
     f.DEFINE_float("max_gradient_norm", None, "Clip gradients by this global norm.")
 
     # ------------------------------------------------------------------ logging
@@ -211,7 +330,28 @@ def define_flags():
     )
     f.DEFINE_integer("save_summaries_steps", 100, "Write TensorBoard summaries every N steps.")
     f.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept in train_dir.")
-    f.DEFINE_integer("profile_every_n_steps", 0, "Write a Chrome trace every N steps (0: off).")
+    f.DEFINE_integer(
+        "profile_every_n_steps",
+        0,
+        "Write a Chrome trace every N steps (0: off) (FastNN: profile_every_n_iters).",
+    )
+    f.DEFINE_integer("profile_at_task", 0, "Rank that writes the Chrome traces.")
+    f.DEFINE_boolean(
+        "log_device_placement", False, "Log the device of every op (TF's log_device_placement)."
+    )
+    f.DEFINE_string(
+        "hooks",
+        "StopAtStepHook,ProfilerHook,LoggingTensorHook,CheckpointSaverHook",
+        "FastNN: comma-separated training hooks to run (any case), of StopAtStepHook "
+        "(required), ProfilerHook, LoggingTensorHook (the step log), CheckpointSaverHook; "
+        "the NaN guard, the Horovod broadcast and the eval always run.",
+    )
+    f.DEFINE_boolean(
+        "tf_startup_logs",
+        False,
+        "Show TensorFlow's C++ start-up banners, hidden by default on machines without a GPU "
+        "(also TFZOO_TF_LOGS=1; read from the command line before TensorFlow loads).",
+    )
     f.DEFINE_boolean(
         "print_model_statistics",
         False,
@@ -227,8 +367,9 @@ def define_flags():
     )
     f.DEFINE_string(
         "eval_split_name",
-        "validation",
-        "Split evaluated during training and by eval_image_classifiers.py.",
+        None,
+        "Split evaluated during training and by eval_image_classifiers.py; default: the "
+        "dataset's held-out split (validation, else test).",
     )
     f.DEFINE_integer("eval_batch_size", 100, "Examples per evaluation batch per rank.")
     f.DEFINE_string("checkpoint_path", None, "eval: a checkpoint file or a directory (latest).")
@@ -260,6 +401,12 @@ def define_flags():
     )
     f.DEFINE_integer("inter_op_parallelism_threads", 0, "TF inter-op threads (0: TF's choice).")
     f.DEFINE_integer("intra_op_parallelism_threads", 0, "TF intra-op threads (0: TF's choice).")
+    f.DEFINE_boolean(
+        "enable_paisoar", False, "FastNN's PAISoar switch: PAI only, does nothing here (Horovod)."
+    )
+    f.DEFINE_string(
+        "protocol", "grpc", "FastNN's PAI transport (grpc, grpc+verbs): does nothing here."
+    )
 
     # -------------------------------------------------------------- distributed
     f.DEFINE_enum(
@@ -291,6 +438,10 @@ def define_flags():
         "Horovod tensor fusion buffer in MB (HOROVOD_FUSION_THRESHOLD).",
     )
     f.DEFINE_float("cycle_time_ms", None, "Horovod cycle time in ms (HOROVOD_CYCLE_TIME).")
+
+    # ------------------------------------------------------ FastNN's other names
+    f.DEFINE_alias("log_loss_every_n_iters", "log_every_n_steps")
+    f.DEFINE_alias("profile_every_n_iters", "profile_every_n_steps")
 
 
 define_flags()

@@ -153,7 +153,11 @@ def register_model():
 
     size = FLAGS.train_image_size or network_fn.default_image_size
     nets_factory.NETWORKS[MODEL_NAME] = nets_factory.NetworkEntry(
-        imported_network, onnx_import.onnx_arg_scope, size, FLAGS.preprocessing_name
+        imported_network,
+        onnx_import.onnx_arg_scope,
+        size,
+        FLAGS.preprocessing_name,
+        channels=network_fn.input_channels,  # the ONNX input's (None: the data's own)
     )
     FLAGS.model_name = MODEL_NAME
 

@@ -24,11 +24,15 @@ Usage everywhere in tfzoo:
 import importlib
 import sys
 
-import tensorflow as _tf2
-from tensorflow.python.framework import ops as _ops
-from tensorflow.python.ops import array_ops as _array_ops
-from tensorflow.python.ops import control_flow_ops as _control_flow_ops
-from tensorflow.python.ops import variable_scope as _variable_scope
+from training import tf_startup
+
+# First: TensorFlow's CPU start-up banners stay off the console (training/tf_startup.py).
+_tf2 = tf_startup.import_tensorflow()
+
+from tensorflow.python.framework import ops as _ops  # noqa: E402
+from tensorflow.python.ops import array_ops as _array_ops  # noqa: E402
+from tensorflow.python.ops import control_flow_ops as _control_flow_ops  # noqa: E402
+from tensorflow.python.ops import variable_scope as _variable_scope  # noqa: E402
 
 
 def _set_missing(module, name, value):

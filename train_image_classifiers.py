@@ -15,8 +15,8 @@ if __name__ == "__main__":
 
     allocator.use_tcmalloc()
 
-import contextlib
-import os
+import inspect
+import math
 
 from absl import app, logging
 
@@ -38,12 +38,13 @@ from training import (
 FLAGS = flags.FLAGS
 
 
-def make_dataset(spec, entry, split_is_train, dist, batch_size):
+def make_dataset(spec, entry, split_is_train, dist, batch_size, start_step=0):
     """The input pipeline of this rank for `spec`, with the flags' knobs."""
+    train_size = FLAGS.train_image_size or entry.image_size
     return input_pipeline.build_dataset(
         spec,
         preprocessing_name=FLAGS.preprocessing_name or entry.preprocessing,
-        image_size=FLAGS.train_image_size or entry.image_size,
+        image_size=train_size if split_is_train else (FLAGS.eval_image_size or train_size),
         channels=nets_factory.input_channels(FLAGS.model_name),
         batch_size=batch_size,
         is_training=split_is_train,
@@ -57,6 +58,7 @@ def make_dataset(spec, entry, split_is_train, dist, batch_size):
         num_parallel_batches=FLAGS.num_parallel_batches,
         prefetch_buffer_size=FLAGS.prefetch_buffer_size,
         use_caching=FLAGS.datasets_use_caching and split_is_train,
+        start_step=start_step,
     )
 
 
@@ -67,6 +69,46 @@ def print_model_statistics():
         total += n
         print(f"{var.op.name:<80} {str(var.shape.as_list()):<22} {n:>12,}")
     print(f"Total trainable parameters: {total:,}")
+
+
+def check_dropout_keep_prob(model_name, keep_prob):
+    """Raises ValueError when --dropout_keep_prob is set for a network without that argument."""
+    if keep_prob is None:
+        return
+
+    def accepts(entry):
+        return "dropout_keep_prob" in inspect.signature(entry.fn).parameters
+
+    if not accepts(nets_factory.get_entry(model_name)):
+        takers = sorted(name for name, entry in nets_factory.NETWORKS.items() if accepts(entry))
+        raise ValueError(
+            f"--dropout_keep_prob={keep_prob} is set but model {model_name!r} has no "
+            f"dropout_keep_prob argument; the networks that take it: {', '.join(takers)}"
+        )
+
+
+def resolve_last_step(num_samples, global_batch):
+    """The global step at which training stops: --stop_at_step, else the end of --num_epochs.
+
+    --num_epochs counts epochs of the train split over the global batch; the last step is
+    the first one at which that many epochs of examples have been read.
+    """
+    if FLAGS.num_epochs is not None and FLAGS.num_epochs <= 0:
+        raise ValueError(f"--num_epochs must be > 0, got {FLAGS.num_epochs}")
+    if FLAGS.num_epochs is None or FLAGS["stop_at_step"].present:
+        return FLAGS.stop_at_step
+    return max(math.ceil(FLAGS.num_epochs * num_samples / global_batch), 1)
+
+
+class _FlagsWith:
+    """FLAGS with some values resolved for this run (e.g. stop_at_step from --num_epochs)."""
+
+    def __init__(self, flag_values, **overrides):
+        self._flags = flag_values
+        self.__dict__.update(overrides)
+
+    def __getattr__(self, name):
+        return getattr(self._flags, name)
 
 
 def train(extra_hooks=()):
@@ -86,14 +128,20 @@ def train(extra_hooks=()):
         if cpu_warning:
             logging.warning("%s", cpu_warning)
     entry = nets_factory.get_entry(FLAGS.model_name)
-    tf.set_random_seed(FLAGS.seed)
+    flags.warn_pai_only_flags(dist.is_chief)
+    run_hooks_named = flags.parse_hooks(FLAGS.hooks)
+    check_dropout_keep_prob(FLAGS.model_name, FLAGS.dropout_keep_prob)
+    if not 0 <= FLAGS.profile_at_task < dist.size:
+        raise ValueError(
+            f"--profile_at_task={FLAGS.profile_at_task} is not a rank of this run (0..{dist.size - 1})"
+        )
 
     # ----------------------------------------------------------------- dataset
     spec = dataset_factory.get_dataset(
         FLAGS.dataset_name,
         FLAGS.dataset_split_name,
         FLAGS.dataset_dir,
-        FLAGS.file_pattern,
+        FLAGS.train_files or FLAGS.file_pattern,
         mock_num_classes=FLAGS.num_classes,
     )
     num_classes = (FLAGS.num_classes or spec.num_classes) - FLAGS.labels_offset
@@ -102,7 +150,41 @@ def train(extra_hooks=()):
     # step) consumes --backward_passes_per_step batches on every rank.
     global_batch = FLAGS.batch_size * dist.size * FLAGS.backward_passes_per_step
     steps_per_epoch = max(num_samples // global_batch, 1)
-    train_ds, plan = make_dataset(spec, entry, True, dist, FLAGS.batch_size)
+    last_step = resolve_last_step(num_samples, global_batch)
+    if FLAGS.num_epochs is not None:
+        logging.info(
+            "--num_epochs=%g: training stops at step %d%s",
+            FLAGS.num_epochs,
+            last_step,
+            " (--stop_at_step is given and wins)" if FLAGS["stop_at_step"].present else "",
+        )
+    params = _FlagsWith(FLAGS, stop_at_step=last_step)
+
+    # ------------------------------------------------------------ resume point
+    # Horovod: rank 0 alone reads (and cleans) train_dir, which it alone writes; every
+    # rank gets the step and the checkpoint's shapes, so all seed alike and fail alike.
+    resume = checkpoints.ResumePoint(None, 0, None)
+    if dist.is_chief:
+        resume = checkpoints.find_resume_point(FLAGS.train_dir)
+    resume = checkpoints.ResumePoint(*dist.broadcast_object(tuple(resume), "resume_point"))
+    if resume.checkpoint and resume.step >= last_step:
+        if dist.is_chief:
+            logging.info(
+                "Nothing to train: %s is at step %d >= the last step %d",
+                resume.checkpoint,
+                resume.step,
+                last_step,
+            )
+        return {
+            "checkpoint": resume.checkpoint if dist.is_chief else None,
+            "log": [],
+            "eval": [],
+            "rank": dist.rank,
+            "size": dist.size,
+        }
+    # A resume does not replay the first steps' data order and augmentations.
+    tf.set_random_seed(input_pipeline.fold_step_into_seed(FLAGS.seed, resume.step))
+    train_ds, plan = make_dataset(spec, entry, True, dist, FLAGS.batch_size, resume.step)
     logging.info(
         "dataset %s/%s: %d examples, %d classes, %d steps per epoch at global batch %d; %s",
         spec.name,
@@ -118,7 +200,14 @@ def train(extra_hooks=()):
     # ----------------------------------------------------------------- network
     global_step = tf.train.get_or_create_global_step()
     network_fn = nets_factory.get_network_fn(
-        FLAGS.model_name, num_classes, weight_decay=FLAGS.weight_decay, is_training=True
+        FLAGS.model_name,
+        num_classes,
+        weight_decay=FLAGS.weight_decay,
+        is_training=True,
+        # Batch norm outside --trainable_scopes normalises with its (restored) statistics.
+        freeze_batch_norm=(
+            checkpoints.split_scopes(FLAGS.trainable_scopes) if FLAGS.freeze_batch_norm else None
+        ),
     )
 
     # ------------------------------------------------------ loss_fn, optimizer
@@ -126,7 +215,7 @@ def train(extra_hooks=()):
     # (Horovod: allreduce, LR scaled by the ranks; loss scaling around it for fp16), the update.
     # scripts/benchmark.py times this same step.
     step = train_step.build_train_step(
-        FLAGS,
+        params,
         network_fn,
         images,
         labels,
@@ -145,13 +234,28 @@ def train(extra_hooks=()):
 
     # ---------------------------------------------------------- restore rules
     init_fn = None
-    if FLAGS.task_type == "finetune":
+    if FLAGS.task_type == "finetune" and resume.checkpoint:
+        # As TF-Slim: a checkpoint in train_dir wins, so a restarted finetune continues.
+        logging.warning(
+            "--task_type=finetune: --train_dir %s already holds %s; resuming from it and "
+            "ignoring the finetune checkpoint (--model_dir=%s --ckpt_file_name=%s)",
+            FLAGS.train_dir,
+            resume.checkpoint,
+            FLAGS.model_dir,
+            FLAGS.ckpt_file_name,
+        )
+    elif FLAGS.task_type == "finetune":
         ckpt = checkpoints.resolve_checkpoint(FLAGS.model_dir, FLAGS.ckpt_file_name)
         init_fn = checkpoints.finetune_init_fn(
             ckpt,
             FLAGS.checkpoint_exclude_scopes,
             FLAGS.restore_all_variables,
             FLAGS.ignore_missing_vars,
+        )
+    if resume.checkpoint:
+        # Every saved variable checked before the session restores: names and shapes.
+        checkpoints.check_restorable(
+            resume.checkpoint, tf.global_variables(), action="resume", shapes=resume.shapes
         )
 
     # ------------------------------------------------------------------- hooks
@@ -186,7 +290,7 @@ def train(extra_hooks=()):
             stop_on_skipped_update=loss_scale_opt is None,
             good_checkpoints=good_checkpoints,
         ),
-        tf.train.StopAtStepHook(last_step=FLAGS.stop_at_step),
+        tf.train.StopAtStepHook(last_step=last_step),
     ]
     broadcast = dist.broadcast_hook()  # Horovod: same start on every rank, after restore too
     if broadcast:
@@ -205,16 +309,18 @@ def train(extra_hooks=()):
     if FLAGS.eval_every_n_steps:
         eval_hook = make_eval_hook(entry, num_classes, compute, dist, step_after, global_step)
         run_hooks.append(eval_hook)
-    logger = hooks.StepLoggingHook(
-        log_tensors,
-        FLAGS.log_every_n_steps,
-        global_batch,
-        global_step,
-        log=dist.is_chief,
-        runs_per_step=FLAGS.backward_passes_per_step,
-    )
-    run_hooks.append(logger)
-    if dist.is_chief:
+    logger = None
+    if "LoggingTensorHook" in run_hooks_named:
+        logger = hooks.StepLoggingHook(
+            log_tensors,
+            FLAGS.log_every_n_steps,
+            global_batch,
+            global_step,
+            log=dist.is_chief,
+            runs_per_step=FLAGS.backward_passes_per_step,
+        )
+        run_hooks.append(logger)
+    if dist.is_chief and "CheckpointSaverHook" in run_hooks_named:
         # After the NaN guards in the list, so a step with a NaN loss is never saved.
         run_hooks.append(
             tf.train.CheckpointSaverHook(
@@ -227,21 +333,25 @@ def train(extra_hooks=()):
                 ],
             )
         )
-        if FLAGS.profile_every_n_steps:
-            run_hooks.append(
-                tf.train.ProfilerHook(
-                    save_steps=FLAGS.profile_every_n_steps, output_dir=FLAGS.train_dir
-                )
+    profiles = FLAGS.profile_every_n_steps and "ProfilerHook" in run_hooks_named
+    if profiles and dist.rank == FLAGS.profile_at_task:  # Horovod: one rank writes traces
+        run_hooks.append(
+            tf.train.ProfilerHook(
+                save_steps=FLAGS.profile_every_n_steps, output_dir=FLAGS.train_dir
             )
+        )
     run_hooks.extend(extra_hooks)
 
     # -------------------------------------------------------------------- loop
     # Horovod: only rank 0 writes checkpoints and summaries; the others get weights
     # from rank 0's broadcast, also after a resume.
     is_chief = dist.is_chief
-    resume = tf.train.latest_checkpoint(FLAGS.train_dir) if os.path.isdir(FLAGS.train_dir) else None
-    if resume and dist.is_chief:
-        logging.info("Resuming from %s", resume)
+    if resume.checkpoint and dist.is_chief:
+        logging.info(
+            "Resuming from %s at step %d (data order and augmentation seeded for that step)",
+            resume.checkpoint,
+            resume.step,
+        )
     with (
         tf.train.MonitoredTrainingSession(
             master="",
@@ -256,7 +366,7 @@ def train(extra_hooks=()):
             log_step_count_steps=None,
             config=distributed.session_config(dist, FLAGS),
         ) as session,
-        input_errors_named(spec),
+        dataset_factory.input_errors_named(spec),
     ):
         while not session.should_stop():
             session.run(train_op)
@@ -265,36 +375,18 @@ def train(extra_hooks=()):
         logging.info("Done: %s", latest)
     return {
         "checkpoint": latest,
-        "log": logger.history,
+        "log": logger.history if logger else [],
         "eval": eval_hook.results if eval_hook else [],
         "rank": dist.rank,
         "size": dist.size,
     }
 
 
-@contextlib.contextmanager
-def input_errors_named(spec):
-    """Turns an unreadable-record error into one that names the bad tfrecord file(s)."""
-    try:
-        yield
-    except tf.errors.DataLossError as e:
-        bad = dataset_factory.find_corrupt_tfrecords(spec.files)
-        names = "; ".join(f"{path}: {msg}" for path, msg in bad) or "(no single file fails alone)"
-        raise RuntimeError(f"Corrupt tfrecord data in dataset {spec.name!r}: {names}") from e
-    except tf.errors.InvalidArgumentError as e:
-        if "decode" in str(e).lower() or "image" in str(e).lower():
-            raise RuntimeError(
-                f"An image in dataset {spec.name!r} (files {', '.join(spec.files[:5])}"
-                f"{' ...' if len(spec.files) > 5 else ''}) cannot be decoded: {e.message}"
-            ) from e
-        raise
-
-
 def make_eval_hook(entry, num_classes, compute, dist, step_after, global_step):
     """Evaluation during training: the eval split through an is_training=False tower."""
     spec = dataset_factory.get_dataset(
         FLAGS.dataset_name,
-        FLAGS.eval_split_name,
+        FLAGS.eval_split_name,  # None: the dataset's held-out split
         FLAGS.dataset_dir,
         None,
         mock_num_classes=FLAGS.num_classes,
@@ -309,7 +401,8 @@ def make_eval_hook(entry, num_classes, compute, dist, step_after, global_step):
         global_step,
         summary_dir=FLAGS.train_dir,
         is_chief=dist.is_chief,
-        split_name=FLAGS.eval_split_name,
+        split_name=spec.split,
+        errors_named=lambda: dataset_factory.input_errors_named(spec),
     )
 
 

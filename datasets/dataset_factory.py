@@ -15,13 +15,15 @@ written as 'mnist') reports its real sizes.
 """
 
 import collections
+import contextlib
 import json
 import os
 import re
 
-import tensorflow as tf2
-
 from datasets import cifar10, cifar100, flowers, image_folder, imagenet, mnist, mock
+from training import tf_startup
+
+tf2 = tf_startup.import_tensorflow()
 
 DATASETS = {
     "mock": mock,
@@ -32,6 +34,9 @@ DATASETS = {
     "imagenet": imagenet,
     "image_folder": image_folder,
 }
+
+# The split evaluated when none is named: the first of these that the dataset has.
+HELD_OUT_SPLITS = ("validation", "test")
 
 SPLIT_SIZES_FILENAME = "split_sizes.json"
 LABELS_FILENAME = "labels.txt"
@@ -144,15 +149,58 @@ def _check_shards_complete(files, pattern):
             )
 
 
+def _splits_to_sizes(name, module, dataset_dir):
+    """{split: size} of a dataset: its split_sizes.json when present, else the module's."""
+    split_sizes_path = os.path.join(dataset_dir, SPLIT_SIZES_FILENAME)
+    if os.path.exists(split_sizes_path):
+        return read_split_sizes(split_sizes_path)
+    if module.SPLITS_TO_SIZES:
+        return dict(module.SPLITS_TO_SIZES)
+    raise FileNotFoundError(
+        f"dataset {name!r} has no default split sizes and {split_sizes_path} does not "
+        "exist; write it with download_and_convert_data.py"
+    )
+
+
+def _held_out_split(name, splits):
+    for split in HELD_OUT_SPLITS:
+        if split in splits:
+            return split
+    raise ValueError(
+        f"Dataset {name!r} has no held-out split ({' or '.join(HELD_OUT_SPLITS)}); its splits: "
+        f"{sorted(splits)}. Name the split to evaluate with --eval_split_name"
+    )
+
+
+def _glob_files(dataset_dir, pattern):
+    """Files of a comma-separated list of globs / names, relative to dataset_dir unless absolute.
+
+    Raises:
+      FileNotFoundError: naming the first entry of the list that matches no file.
+    """
+    files = set()
+    for entry in (p.strip() for p in pattern.split(",")):
+        if not entry:
+            continue
+        matched = tf2.io.gfile.glob(os.path.join(dataset_dir, entry))
+        if not matched:
+            raise FileNotFoundError(f"no file matches {entry!r} in {dataset_dir!r}")
+        files.update(matched)
+    return sorted(files)
+
+
 def get_dataset(name, split, dataset_dir=None, file_pattern=None, mock_num_classes=None):
     """Describes one split of one dataset.
 
     Args:
       name: a key of DATASETS.
-      split: a split of that dataset, e.g. 'train', 'test' or 'validation'.
+      split: a split of that dataset, e.g. 'train', 'test' or 'validation'; None for its
+        held-out split: 'validation' when it has one, else 'test' (HELD_OUT_SPLITS).
       dataset_dir: folder holding the tfrecords (ignored for 'mock').
       file_pattern: glob of the tfrecords, relative to dataset_dir unless absolute;
-        '{split}' is replaced by the split. Defaults to the module's FILE_PATTERN.
+        '{split}' is replaced by the split. A comma-separated list of globs or file names
+        (FastNN's --train_files) reads the files of all of them. Defaults to the module's
+        FILE_PATTERN.
       mock_num_classes: for 'mock' only, how many classes to synthesize (default
         mock.NUM_CLASSES); ignored for real datasets, whose class count is a fact.
 
@@ -160,8 +208,8 @@ def get_dataset(name, split, dataset_dir=None, file_pattern=None, mock_num_class
       a DatasetSpec.
 
     Raises:
-      ValueError: unknown dataset or split, malformed split_sizes.json / labels.txt,
-        or an incomplete set of shards.
+      ValueError: unknown dataset or split (or no held-out split when split is None),
+        malformed split_sizes.json / labels.txt, or an incomplete set of shards.
       FileNotFoundError: dataset_dir is missing, no file matches the pattern, or
         image_folder lacks its labels.txt / split_sizes.json.
     """
@@ -170,6 +218,8 @@ def get_dataset(name, split, dataset_dir=None, file_pattern=None, mock_num_class
     module = DATASETS[name]
 
     if module is mock:
+        if split is None:
+            split = _held_out_split(name, mock.SPLITS_TO_SIZES)
         if split not in mock.SPLITS_TO_SIZES:
             raise ValueError(
                 f"Unknown split {split!r} for dataset 'mock'; valid splits: "
@@ -191,16 +241,9 @@ def get_dataset(name, split, dataset_dir=None, file_pattern=None, mock_num_class
     if not os.path.isdir(dataset_dir):
         raise FileNotFoundError(f"dataset_dir {dataset_dir!r} of dataset {name!r} does not exist")
 
-    split_sizes_path = os.path.join(dataset_dir, SPLIT_SIZES_FILENAME)
-    if os.path.exists(split_sizes_path):
-        splits_to_sizes = read_split_sizes(split_sizes_path)
-    elif module.SPLITS_TO_SIZES:
-        splits_to_sizes = dict(module.SPLITS_TO_SIZES)
-    else:
-        raise FileNotFoundError(
-            f"dataset {name!r} has no default split sizes and {split_sizes_path} does not "
-            "exist; write it with download_and_convert_data.py"
-        )
+    splits_to_sizes = _splits_to_sizes(name, module, dataset_dir)
+    if split is None:
+        split = _held_out_split(name, splits_to_sizes)
     if split not in splits_to_sizes:
         raise ValueError(
             f"Unknown split {split!r} for dataset {name!r}; valid splits: {sorted(splits_to_sizes)}"
@@ -222,13 +265,18 @@ def get_dataset(name, split, dataset_dir=None, file_pattern=None, mock_num_class
 
     pattern = (file_pattern or module.FILE_PATTERN).replace("{split}", split)
     full_pattern = os.path.join(dataset_dir, pattern)
-    files = sorted(tf2.io.gfile.glob(full_pattern))
+    if "," in pattern:
+        files = _glob_files(dataset_dir, pattern)
+    else:
+        files = sorted(tf2.io.gfile.glob(full_pattern))
     if not files:
         raise FileNotFoundError(
             f"no file matches the pattern {pattern!r} in {dataset_dir!r} "
             f"(dataset {name!r}, split {split!r})"
         )
-    _check_shards_complete(files, full_pattern)
+    if "," not in pattern and any(c in pattern for c in "*?["):
+        # One glob stands for the whole split; a list of names is the user's own choice.
+        _check_shards_complete(files, full_pattern)
 
     return DatasetSpec(
         name=name,
@@ -240,6 +288,37 @@ def get_dataset(name, split, dataset_dir=None, file_pattern=None, mock_num_class
         labels_to_names=labels_to_names,
         synthetic=False,
     )
+
+
+@contextlib.contextmanager
+def input_errors_named(spec):
+    """Turns an unreadable-record error while reading `spec` into one naming the bad file(s).
+
+    Training wraps its loop in it with the train split's spec; evaluation (the eval script
+    and the eval during training) with the eval split's, so the files searched are the
+    ones that were being read.
+    """
+    try:
+        yield
+    except tf2.errors.DataLossError as e:
+        bad = find_corrupt_tfrecords(spec.files)
+        names = "; ".join(f"{path}: {msg}" for path, msg in bad) or "(no single file fails alone)"
+        raise RuntimeError(
+            f"Corrupt tfrecord data in dataset {spec.name!r}, split {spec.split!r}: {names}"
+        ) from e
+    except tf2.errors.InvalidArgumentError as e:
+        # The message, without the Python traceback of where the failing op was defined
+        # (whose file names could contain "image" themselves).
+        text = "\n".join(
+            line for line in str(e).splitlines() if not line.startswith("    File ")
+        ).lower()
+        if "decode" in text or "image" in text:
+            raise RuntimeError(
+                f"An image in dataset {spec.name!r}, split {spec.split!r} (files "
+                f"{', '.join(spec.files[:5])}{' ...' if len(spec.files) > 5 else ''}) cannot "
+                f"be decoded: {e.message}"
+            ) from e
+        raise
 
 
 def find_corrupt_tfrecords(files):

@@ -9,9 +9,15 @@
     python datasets/download_and_convert_data.py --dataset_name=image_folder \\
         --dataset_dir=/data/pets-records --source=/data/pets --validation_fraction=0.2
     python datasets/download_and_convert_data.py --dataset_name=sklearn_digits --dataset_dir=/tmp/digits
+    python datasets/download_and_convert_data.py --dataset_name=gettext --language=de \\
+        --dataset_dir=/data/gettext_de
+    python datasets/download_and_convert_data.py --dataset_name=translation \\
+        --dataset_dir=/data/my_pairs --source=/data/train.en,/data/train.de
 
 Each converter writes {name}_{split}-{i:05d}-of-{n:05d}.tfrecord shards, labels.txt and
 split_sizes.json into --dataset_dir; the module of each names the raw files it expects.
+The text converters (translation, gettext) write translation_{split}-... shards of token
+ids with spm.model / spm.vocab instead of labels.txt (download_and_convert_translation.py).
 Conversions run in parallel over shards, resume after an interruption, and are
 deterministic for a fixed --seed. This script has its own argparse flags, apart from the
 training flags in flags.py.
@@ -40,6 +46,9 @@ from datasets import (  # noqa: E402  (after the sys.path fix above)
     download_and_convert_imagenet,
     download_and_convert_mnist,
     download_and_convert_sklearn_digits,
+    download_and_convert_translation,
+    gettext_catalogs,
+    parallel_text,
 )
 
 # name -> (convert function, its default shard count, fixed keyword arguments)
@@ -79,6 +88,16 @@ CONVERTERS = {
         download_and_convert_sklearn_digits.DEFAULT_NUM_SHARDS,
         {},
     ),
+    "translation": (
+        download_and_convert_translation.convert,
+        download_and_convert_translation.DEFAULT_NUM_SHARDS,
+        {},
+    ),
+    "gettext": (
+        download_and_convert_translation.convert_gettext,
+        download_and_convert_translation.DEFAULT_NUM_SHARDS,
+        {},
+    ),
 }
 
 
@@ -107,26 +126,31 @@ def parse_args(argv):
         "--source",
         default=None,
         help="raw input: archive or folder (default: looked for in --dataset_dir; "
-        "required for image_folder)",
+        "required for image_folder); translation: a TSV file, 'SOURCE_FILE,TARGET_FILE' or "
+        "a folder of {train,dev,test}.tsv / .{source_language} + .{language} files; "
+        "gettext: the locale directory (default /usr/share/locale)",
     )
     parser.add_argument(
         "--num_shards",
         type=int,
         default=None,
-        help="shards per split (default per dataset; a split never gets more shards than images)",
+        help="shards per split (default per dataset; a split never gets more shards than "
+        "images or sentence pairs)",
     )
     parser.add_argument(
         "--num_workers",
         type=int,
         default=None,
         help="processes writing shards in parallel (default: 2; 1 for sklearn_digits, "
-        "whose 1797 images take less time to write than a worker takes to start)",
+        "translation and gettext, whose records take less time to write than a worker "
+        "takes to start)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffles and splits")
     parser.add_argument(
         "--strict",
         action="store_true",
-        help="stop at the first unreadable image instead of skipping and logging it",
+        help="stop at the first unreadable image (or bad line of parallel text) instead of "
+        "skipping and logging it",
     )
     parser.add_argument(
         "--overwrite",
@@ -150,6 +174,43 @@ def parse_args(argv):
         default=None,
         help="imagenet: the validation labels file (default: looked for in --source)",
     )
+    parser.add_argument(
+        "--language",
+        default=None,
+        help="gettext (required) and translation: the target language code, e.g. de "
+        "(translation: the target files' suffix in a --source folder)",
+    )
+    parser.add_argument(
+        "--source_language",
+        default="en",
+        help="translation: the source files' suffix in a --source folder, e.g. en",
+    )
+    parser.add_argument(
+        "--vocab_size",
+        type=int,
+        default=download_and_convert_translation.DEFAULT_VOCAB_SIZE,
+        help="translation, gettext: pieces of the joint SentencePiece BPE vocabulary "
+        "(reserved ids and 256 byte pieces included)",
+    )
+    parser.add_argument(
+        "--dev_fraction",
+        type=float,
+        default=parallel_text.DEFAULT_DEV_FRACTION,
+        help="translation, gettext: share of the distinct source sentences in the dev split, "
+        "in [0, 1), when the input has no split of its own (by the hash of the source)",
+    )
+    parser.add_argument(
+        "--test_fraction",
+        type=float,
+        default=parallel_text.DEFAULT_TEST_FRACTION,
+        help="translation, gettext: share of the distinct source sentences in the test split",
+    )
+    parser.add_argument(
+        "--min_words",
+        type=int,
+        default=gettext_catalogs.DEFAULT_MIN_WORDS,
+        help="gettext: words per side a pair needs, at least",
+    )
     return parser.parse_args(argv)
 
 
@@ -163,6 +224,12 @@ def main(argv=None):
         "num_validation": args.num_validation,
         "validation_fraction": args.validation_fraction,
         "validation_labels": args.validation_labels,
+        "language": args.language,
+        "source_language": args.source_language,
+        "vocab_size": args.vocab_size,
+        "dev_fraction": args.dev_fraction,
+        "test_fraction": args.test_fraction,
+        "min_words": args.min_words,
     }
     if args.source is not None:
         options["source"] = args.source
@@ -178,7 +245,7 @@ def main(argv=None):
     summary = ", ".join(f"{split} {size}" for split, size in sorted(split_sizes.items()))
     print(
         f"wrote {args.dataset_name} to {args.dataset_dir}: {summary}"
-        + (f"; skipped {len(skipped)} unreadable file(s)" if skipped else "")
+        + (f"; skipped {len(skipped)} unreadable input(s), listed above" if skipped else "")
     )
     return 0
 

@@ -15,7 +15,7 @@ does the rest:
 * skips items whose encode_fn raises `UnreadableItem` (counting and logging them), or
   stops at the first one in strict mode;
 * writes `labels.txt` and `split_sizes.json` last, so their presence marks a finished run;
-* draws a plain progress bar on stderr.
+* shows its progress on stderr with tqdm (shards done, records written).
 """
 
 import hashlib
@@ -27,9 +27,12 @@ import pickle
 import sys
 import time
 
-import tensorflow as tf2
+from tqdm import tqdm
 
 from datasets import dataset_factory
+from training import tf_startup
+
+tf2 = tf_startup.import_tensorflow()
 
 PARTIAL_SUFFIX = ".partial"
 # Test hook: seconds each shard writer sleeps after completing a shard, so a test can kill
@@ -103,33 +106,6 @@ def _write_shard(task):
     return path, written, skipped
 
 
-class ProgressBar:
-    """A plain text progress bar on stderr (one line per update when stderr is not a tty)."""
-
-    def __init__(self, total, label, stream=None, width=30):
-        self.total = max(total, 1)
-        self.label = label
-        self.stream = stream or sys.stderr
-        self.width = width
-        self.done = 0
-        self.records = 0
-        self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
-
-    def update(self, shards=1, records=0):
-        self.done += shards
-        self.records += records
-        filled = self.width * self.done // self.total
-        line = (
-            f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] "
-            f"{self.done}/{self.total} shards, {self.records} records"
-        )
-        if self.interactive:
-            self.stream.write("\r" + line + ("\n" if self.done >= self.total else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-
 def _fingerprint_path(output_dir, name, split):
     return os.path.join(output_dir, f".{name}_{split}.fingerprint")
 
@@ -185,7 +161,7 @@ def convert_splits(
       encode_fn: module-level function item -> tf.train.Example; raises UnreadableItem for
         an item to skip.
       num_shards: int, or dict split -> int; a split never gets more shards than items.
-      labels_to_names: dict int -> class name, written to labels.txt.
+      labels_to_names: dict int -> class name, written to labels.txt (None: no labels.txt).
       fingerprint: string identifying the input and options (see fingerprint_of); shards
         of an earlier run are reused only when it matches.
       num_workers: processes writing shards in parallel (1: in this process).
@@ -218,14 +194,29 @@ def convert_splits(
             )
             tasks.append((split, (path, encode_fn, shard_items, strict)))
 
-    progress = ProgressBar(len(tasks), f"{name}")
+    progress = tqdm(
+        total=len(tasks),
+        desc=name,
+        file=sys.stderr,
+        bar_format="{desc}: {percentage:3.0f}%|{bar:30}| {n_fmt}/{total_fmt} shards"
+        "{postfix} [{elapsed}<{remaining}]",
+        postfix="0 records",
+    )
+    records_done = 0
+
+    def advance(records):
+        nonlocal records_done
+        records_done += records
+        progress.set_postfix_str(f"{records_done} records", refresh=False)
+        progress.update(1)
+
     pending = []
     for split, task in tasks:
         if os.path.exists(task[0]):
             records = _count_records(task[0])
             if records is not None:  # complete shard from an interrupted run
                 split_sizes[split] += records
-                progress.update(records=records)
+                advance(records)
                 continue
             logger.warning("rewriting corrupt shard %s", task[0])
             os.remove(task[0])
@@ -240,7 +231,7 @@ def convert_splits(
             for path, written, shard_skipped in results:
                 split_sizes[split_of_path[path]] += written
                 skipped.extend(shard_skipped)
-                progress.update(records=written)
+                advance(written)
         else:
             context = multiprocessing.get_context("spawn")
             with context.Pool(workers) as pool:
@@ -248,7 +239,7 @@ def convert_splits(
                 for path, written, shard_skipped in results:
                     split_sizes[split_of_path[path]] += written
                     skipped.extend(shard_skipped)
-                    progress.update(records=written)
+                    advance(written)
     except ValueError:
         # Bad input (strict mode): the conversion cannot finish as it is, so remove what
         # this run wrote. An interrupted run (any other exception) keeps its complete shards.
@@ -259,6 +250,7 @@ def convert_splits(
                 _remove_quietly(_fingerprint_path(output_dir, name, split))
         raise
     finally:
+        progress.close()
         # A failed or interrupted run leaves no partial shard.
         for _, task in pending:
             _remove_quietly(task[0] + PARTIAL_SUFFIX)
@@ -267,9 +259,10 @@ def convert_splits(
         logger.warning(
             "skipped %d unreadable input(s):\n  %s", len(skipped), "\n  ".join(sorted(skipped))
         )
-    labels_path = os.path.join(output_dir, dataset_factory.LABELS_FILENAME)
-    _atomic_write_text(
-        labels_path, "".join(f"{k}:{labels_to_names[k]}\n" for k in sorted(labels_to_names))
-    )
+    if labels_to_names is not None:  # None: a dataset without classes (translation)
+        labels_path = os.path.join(output_dir, dataset_factory.LABELS_FILENAME)
+        _atomic_write_text(
+            labels_path, "".join(f"{k}:{labels_to_names[k]}\n" for k in sorted(labels_to_names))
+        )
     _atomic_write_text(split_sizes_path, json.dumps(split_sizes, indent=2, sort_keys=True) + "\n")
     return split_sizes, skipped

@@ -43,6 +43,7 @@ import numpy as np
 from image_models import nets_factory
 from preprocessing import image_ops, inception_preprocessing, vgg_preprocessing
 from slim_compat import tf
+from training import checkpoints
 
 INPUT_NAME = "input"
 LOGITS_NAME = "logits"
@@ -330,7 +331,8 @@ def restore_weights(session, checkpoint=None, moving_average_decay=None):
         checkpoint: a checkpoint prefix or directory (see `resolve_checkpoint`), or None.
         moving_average_decay: restore the ExponentialMovingAverage shadow of each trainable
             variable (as saved by training with --moving_average_decay) instead of the
-            variable itself.
+            variable itself; a variable the run did not train (--trainable_scopes) has no
+            shadow and is restored as it is.
 
     Returns:
         the checkpoint prefix restored, or None.
@@ -342,7 +344,9 @@ def restore_weights(session, checkpoint=None, moving_average_decay=None):
             return None
         checkpoint = resolve_checkpoint(checkpoint)
         if moving_average_decay:
-            var_map = tf.train.ExponentialMovingAverage(moving_average_decay).variables_to_restore()
+            var_map = checkpoints.moving_average_variables_to_restore(
+                checkpoint, moving_average_decay
+            )
         else:
             var_map = {v.op.name: v for v in tf.global_variables()}
         saved = dict(tf.train.list_variables(checkpoint))

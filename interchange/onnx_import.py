@@ -994,7 +994,8 @@ def network_fn_from_onnx(model, input_name=None, output_name=None, layout=None):
         fn(images, num_classes=None, is_training=True, weight_decay=0.0, scope='onnx')
         -> (logits, end_points), taking NHWC float images like every tfzoo network.
         end_points maps each ONNX output name to its tensor, plus 'Logits' and
-        'Predictions'. fn.default_image_size is the input's static size (or None).
+        'Predictions'. fn.default_image_size and fn.input_channels are the input's
+        static size and channels (or None).
     """
     model = load_model(model)
     info = image_input(model, input_name)
@@ -1007,6 +1008,7 @@ def network_fn_from_onnx(model, input_name=None, output_name=None, layout=None):
         raise ValueError(f"No output {output_name!r}; outputs: {output_names}")
     dims = static_dims(info)
     height = dims[2] if layout == "NCHW" else dims[1]
+    channels = dims[1] if layout == "NCHW" else dims[3]
 
     def network_fn(images, num_classes=None, is_training=True, weight_decay=None, scope="onnx"):
         kwargs = {} if weight_decay is None else {"weight_decay": weight_decay}
@@ -1031,6 +1033,7 @@ def network_fn_from_onnx(model, input_name=None, output_name=None, layout=None):
         return logits, end_points
 
     network_fn.default_image_size = height
+    network_fn.input_channels = channels
     return network_fn
 
 
@@ -1057,4 +1060,7 @@ def network_entry(model, preprocessing, image_size=None, **network_fn_kwargs):
     size = image_size or fn.default_image_size
     if not size:
         raise ValueError("The ONNX input has no static size: pass image_size")
-    return nets_factory.NetworkEntry(fn, onnx_arg_scope, size, preprocessing)
+    # The ONNX input's channels; a symbolic one takes the data's own.
+    return nets_factory.NetworkEntry(
+        fn, onnx_arg_scope, size, preprocessing, channels=fn.input_channels
+    )

@@ -22,8 +22,8 @@ The peer: the same architecture as a keras.applications model (ResNet50, MobileN
 InceptionV3, ...; weights=None), or an equivalent keras.Sequential for lenet and cifarnet,
 trained with model.fit on the same batch (the same stateless random tensor), batch size
 and precision (mixed_bfloat16 / mixed_float16), each side in its own process (Keras 3
-runs eagerly / tf.function, tfzoo in graph mode), on glibc's malloc unless
---keras_allocator=tcmalloc.
+runs eagerly / tf.function, tfzoo in graph mode), on the same malloc as tfzoo's workers
+(like for like); --keras_allocators=tfzoo,system adds a row of the peer on glibc's malloc.
 
 Scaling: --scaling_model (default: cifarnet) at the first batch size, synthetic input,
 under Horovod with 1 and N ranks (mpirun --allow-run-as-root --oversubscribe -np N;
@@ -35,8 +35,8 @@ allreduce bandwidth of a --allreduce_mb tensor over the N ranks.
     python scripts/benchmark.py --models=resnet_v1_50,inception_v3 --precisions=fp32,bf16 \\
         --input=synthetic,pipeline --no_scaling
 
-Prints markdown tables and notes to stdout, progress to stderr. The figures come from one
-run on a possibly shared machine: compare ratios within a run, not machines.
+Prints markdown tables of measured values to stdout (README.md's Benchmarks section says
+how to read them and what bounds each figure), progress to stderr.
 """
 
 import argparse
@@ -62,6 +62,9 @@ if __package__ in (None, ""):
         sys.path.insert(0, _REPO_ROOT)
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+# malloc of a worker process -> how the report names it.
+ALLOCATORS = {"tcmalloc": "tcmalloc", "system": "glibc malloc"}
+KERAS_ALLOCATOR_CHOICES = ("tfzoo", *ALLOCATORS)
 INPUTS = ("synthetic", "pipeline")
 KERAS_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 # tfzoo model -> keras.applications class of the same architecture (weights=None).
@@ -607,39 +610,59 @@ def _package_version(name):
 class Launcher:
     """Starts workers as subprocesses and collects their JSON results."""
 
-    def __init__(self, work_dir, timeout, tcmalloc_kinds=("tfzoo", "allreduce")):
+    def __init__(self, work_dir, timeout, tfzoo_allocator="tcmalloc"):
+        """tfzoo_allocator: 'tcmalloc' (used when it is installed) or 'system'."""
         from training import allocator
 
         self.work_dir = work_dir
         self.timeout = timeout
-        # Worker kinds that run on tcmalloc, as tfzoo's entry points do (training/allocator.py),
-        # when it is installed.
         self.tcmalloc = allocator.tcmalloc_path()
-        self.tcmalloc_kinds = tcmalloc_kinds if self.tcmalloc else ()
+        # tfzoo's workers run on tcmalloc when it is installed, as its entry points do
+        # (training/allocator.py); TFZOO_MALLOC=system keeps glibc's.
+        self.tfzoo_allocator = (
+            "tcmalloc" if tfzoo_allocator == "tcmalloc" and self.tcmalloc else "system"
+        )
         self._count = 0
 
-    def allocators(self):
-        """Which malloc the tfzoo and Keras workers run on."""
-        return {
-            kind: "tcmalloc" if kind in self.tcmalloc_kinds else "glibc malloc"
-            for kind in ("tfzoo", "keras")
-        }
+    def resolve_allocator(self, name):
+        """An --keras_allocators name as 'tcmalloc' or 'system' ('tfzoo': tfzoo's own)."""
+        return self.tfzoo_allocator if name == "tfzoo" else name
 
-    def run(self, kind, cfg, ranks=None, force_horovod=False):
+    def environment(self, kind, allocator_name=None):
+        """The environment of a worker: the repository on PYTHONPATH, its allocator preloaded.
+
+        allocator_name: 'tcmalloc' or 'system'; default: tfzoo's for the timed workers, glibc's
+        for the machine worker. Returns None when tcmalloc is asked for but not installed.
+        """
+        from training import allocator
+
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_REPO_ROOT, env.get("PYTHONPATH")]))
+        malloc = allocator_name or ("system" if kind == "machine" else self.tfzoo_allocator)
+        if malloc == "tcmalloc":
+            return allocator.tcmalloc_environment(env, self.tcmalloc) if self.tcmalloc else None
+        # glibc's malloc: nothing of an outer tcmalloc preload is inherited.
+        preload = [p for p in env.get("LD_PRELOAD", "").split(":") if p and "tcmalloc" not in p]
+        env.pop("LD_PRELOAD", None)
+        if preload:
+            env["LD_PRELOAD"] = ":".join(preload)
+        return env
+
+    def run(self, kind, cfg, ranks=None, force_horovod=False, allocator_name=None):
         """Runs one worker (under mpirun when `ranks` is given); returns its result dict.
 
         A failed worker gives {"error": "..."} with the end of its output, so one
         configuration that cannot run (e.g. a precision without kernels) does not stop the rest.
+        allocator_name: 'tcmalloc' or 'system' (see `environment`).
         """
         from training import allocator
 
+        env = self.environment(kind, allocator_name)
+        if env is None:
+            return {"error": f"tcmalloc asked for, but {allocator.LIBRARY_NAME} is not installed"}
         self._count += 1
         result_file = os.path.join(self.work_dir, f"{self._count:03d}_{kind}.json")
         cfg = dict(cfg, result_file=result_file)
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_REPO_ROOT, env.get("PYTHONPATH")]))
-        if kind in self.tcmalloc_kinds:
-            env = allocator.tcmalloc_environment(env, self.tcmalloc)
         command = [sys.executable, _SCRIPT, f"--worker={kind}", "--worker_config", json.dumps(cfg)]
         if ranks is not None:
             if force_horovod:
@@ -736,6 +759,10 @@ def run_benchmark(args, launcher):
         )
     args.precisions = machine["precisions"]
 
+    # Keras peers: tfzoo's allocator first (the default, like for like), then any others.
+    keras_allocators = list(
+        dict.fromkeys(launcher.resolve_allocator(a) for a in args.keras_allocators)
+    )
     runs = []
     configs = [
         (m, b, p, i)
@@ -780,13 +807,21 @@ def run_benchmark(args, launcher):
         _add_utilisation(run, facts, machine)
         _progress(f"{label}: tfzoo {_rate_text(run['tfzoo'])}")
         if args.peer and input_mode == "synthetic" and keras_peer_name(model):
-            _progress(f"{label}: keras {keras_peer_name(model)} ...")
-            run["keras"] = launcher.run("keras", cfg)
-            _progress(f"{label}: keras {_rate_text(run['keras'])}")
-            if "error" not in run["keras"] and "error" not in run["tfzoo"]:
-                run["tfzoo_over_keras"] = (
-                    run["tfzoo"]["images_per_sec"] / run["keras"]["images_per_sec"]
-                )
+            peers = []
+            for malloc in keras_allocators:
+                _progress(f"{label}: keras {keras_peer_name(model)} on {ALLOCATORS[malloc]} ...")
+                peer = dict(launcher.run("keras", cfg, allocator_name=malloc))
+                peer["allocator"] = ALLOCATORS[malloc]
+                _progress(f"{label}: keras {_rate_text(peer)}")
+                if "error" not in peer and "error" not in run["tfzoo"]:
+                    peer["tfzoo_over_keras"] = (
+                        run["tfzoo"]["images_per_sec"] / peer["images_per_sec"]
+                    )
+                peers.append(peer)
+            # The first peer runs on tfzoo's allocator by default: the like-for-like figure.
+            run["keras"], run["keras_extra"] = peers[0], peers[1:]
+            if "tfzoo_over_keras" in peers[0]:
+                run["tfzoo_over_keras"] = peers[0]["tfzoo_over_keras"]
         runs.append(run)
 
     report = {
@@ -808,14 +843,16 @@ def run_benchmark(args, launcher):
             )
         },
         "machine": machine,
-        "allocators": launcher.allocators(),
+        "allocators": {
+            "tfzoo": ALLOCATORS[launcher.tfzoo_allocator],
+            "keras": [ALLOCATORS[a] for a in keras_allocators] if args.peer else [],
+        },
         "runs": runs,
         "scaling": None,
         "allreduce": None,
     }
     if args.scaling:
         report["scaling"], report["allreduce"] = run_scaling(args, launcher, common, machine)
-    report["notes"] = notes(report)
     return report
 
 
@@ -949,9 +986,12 @@ def _get(result, key, scale=1.0):
 
 
 def format_report(report):
-    """The report as markdown: machine, matmul, throughput, Keras peer, scaling, notes."""
+    """The report as markdown: measured values only (machine, matmul, throughput, Keras peer,
+    scaling, what failed). README.md's Benchmarks section says what bounds each figure."""
     machine = report["machine"]
     s = report["settings"]
+    mallocs = report["allocators"]
+    keras_mallocs = f", the Keras peer on {', '.join(mallocs['keras'])}" if mallocs["keras"] else ""
     out = [
         "## Training throughput",
         "",
@@ -959,7 +999,7 @@ def format_report(report):
         f"({', '.join(machine.get('cpu_flags') or []) or 'flags unknown'}), "
         f"GPUs: {', '.join(machine['gpus']) or 'none'}; TensorFlow {machine['tensorflow']}, "
         f"Keras {machine['keras'] or '-'}, Horovod {machine['horovod'] or '-'}; tfzoo on "
-        f"{report['allocators']['tfzoo']}, Keras on {report['allocators']['keras']}. "
+        f"{mallocs['tfzoo']}{keras_mallocs}. "
         f"{s['warmup_steps']} warm-up steps, then {s['repeats']} timed blocks of at least "
         f"{s['steps']} step(s) and {_num(s['block_seconds'])} s each; img/s is the median "
         "over the blocks (min-max).",
@@ -1010,7 +1050,13 @@ def format_report(report):
             ],
         ),
     ]
-    peers = [r for r in report["runs"] if r.get("keras") is not None]
+    # One row per Keras run: the peer on tfzoo's allocator first, then any other allocator.
+    peers = [
+        (r, keras)
+        for r in report["runs"]
+        if r.get("keras") is not None
+        for keras in [r["keras"], *r.get("keras_extra", [])]
+    ]
     if peers:
         out += [
             "",
@@ -1020,6 +1066,7 @@ def format_report(report):
                 [
                     "tfzoo model",
                     "Keras model",
+                    "Keras malloc",
                     "batch",
                     "precision",
                     "tfzoo img/s",
@@ -1033,17 +1080,18 @@ def format_report(report):
                     [
                         r["model"],
                         keras_peer_name(r["model"]),
+                        keras.get("allocator", "-"),
                         r["batch_size"],
                         r["precision"],
                         _num(_get(r["tfzoo"], "images_per_sec")),
-                        _rate_cell(r["keras"]),
+                        _rate_cell(keras),
                         _num(_get(r["tfzoo"], "steps_per_sec")),
-                        _num(_get(r["keras"], "steps_per_sec")),
+                        _num(_get(keras, "steps_per_sec")),
                         f"{_num(_get(r['tfzoo'], 'peak_rss_mib'), 4)} / "
-                        f"{_num(_get(r['keras'], 'peak_rss_mib'), 4)}",
-                        f"{r['tfzoo_over_keras']:.2f}x" if "tfzoo_over_keras" in r else "-",
+                        f"{_num(_get(keras, 'peak_rss_mib'), 4)}",
+                        f"{keras['tfzoo_over_keras']:.2f}x" if "tfzoo_over_keras" in keras else "-",
                     ]
-                    for r in peers
+                    for r, keras in peers
                 ],
             ),
         ]
@@ -1105,124 +1153,22 @@ def format_report(report):
                     ],
                 )
             )
-    out += ["", "### Notes: what limits each figure", ""]
-    out += [f"- {note}" for note in report["notes"]]
+    measured = measured_lines(report)
+    if measured:
+        out += ["", *[f"- {line}" for line in measured]]
     return "\n".join(out)
 
 
-def notes(report):
-    """Short notes on how each figure was measured and what bounds it."""
-    from training import hardware
-
+def measured_lines(report):
+    """Measured values the tables do not show: FLOPs ratios, pipeline shares, failures."""
     machine = report["machine"]
-    s = report["settings"]
-    gpu = bool(machine["gpus"])
-    result = [
-        "Single runs on a possibly shared machine: compare ratios within one run, not machines.",
-        "img/s and ms/step time `session.run([train_op, loss])` of the step built by "
-        "training/train_step.py (the trainer's own) in a plain tf.Session; the trainer's "
-        "MonitoredTrainingSession hooks (NaN guard, stop-at-step, periodic logs) add one "
-        "scalar fetch per step that is not timed here. For small nets (lenet, cifarnet) the "
-        "fixed cost of a step (session.run dispatch, the update of every variable, the "
-        "dense layers' gradients) weighs most at small batches: compare steps/s there. On "
-        "CPU tfzoo takes a dense layer's input gradient as (W dy^T)^T for large weights "
-        "(training/cpu_kernels.py): TensorFlow's stock dy W^T kernel is 3-10x slower.",
-        "synthetic: one batch in a variable on the device, so the figure is the model's own "
-        "speed. pipeline: the trainer's tf.data pipeline on the 'mock' dataset, which draws "
-        "and preprocesses every image on the CPU"
-        + (
-            "; on a CPU-only machine it competes with the model for the same cores."
-            if not gpu
-            else "; it runs on the CPU while the model runs on the GPU."
-        ),
-        f"Peak RSS: the resident-memory high-water mark (ru_maxrss) of the worker process, "
-        f"one fresh process per configuration (max over ranks under Horovod); it includes "
-        f"TensorFlow itself (~{machine['baseline_rss_mib']:.0f} MiB after importing it)"
-        + (" and not GPU memory." if gpu else "."),
-        "GFLOP/img: counted by tf.compat.v1.profiler on the real training graph (forward + "
-        "backward, fp32), as the count at batch 2 minus the count at batch 1 (so the optimizer "
-        "and initialisers drop out). One multiply-add = 2 FLOPs.",
-        "MFU = GFLOP/img x img/s / the GFLOP/s of a square tf.matmul in the same precision, "
-        "timed in graph mode in this run: the share of the machine's dense-matmul rate the "
-        "training step reaches. Depthwise convolutions (mobilenets), batch norm, LRN and "
-        "element-wise ops cannot reach the matmul rate, so they lower it.",
-    ]
+    lines = []
     ratios = []
     for flop in machine["models"].values():
         if "flops_error" not in flop and flop["forward_flops_per_image"]:
             ratios.append(flop["train_flops_per_image"] / flop["forward_flops_per_image"])
     if ratios:
-        result.append(
-            f"The counted training/forward FLOPs ratio is {min(ratios):.2f}-{max(ratios):.2f} "
-            "over these models (the usual rule of thumb is 3)."
-        )
-    if not gpu and "fp16" in s["precisions"]:
-        result.append(
-            "fp16 on CPU: no fast fp16 matmul/convolution on this CPU, and the dynamic loss "
-            "scale adds an all-gradients finiteness check per step; bf16 is the CPU's mixed "
-            "precision, fp16 with loss scaling is the GPU path."
-        )
-    cpu_flags = set(machine.get("cpu_flags") or [])
-    if (
-        not gpu
-        and "bf16" in s["precisions"]
-        and "bf16" not in hardware.native_cpu_precisions(cpu_flags)
-    ):
-        result.append(
-            "bf16 on this CPU: it has neither AVX512-BF16 nor AMX, so TensorFlow's bf16 "
-            "convolutions fall back to slow reference kernels (the bf16 matmul is converted "
-            "to fp32 inside); bf16 pays only on CPUs with those instructions, or on GPUs."
-        )
-    allocators = report.get("allocators") or {}
-    if allocators and any(r.get("keras") for r in report["runs"]):
-        result.append(
-            f"Allocator: tfzoo's workers run on {allocators['tfzoo']}, as its entry points do "
-            "(training/allocator.py re-executes them with tcmalloc preloaded); the Keras peer "
-            f"runs on {allocators['keras']}"
-            + (
-                ", as a Keras user runs it; --keras_allocator=tcmalloc gives it tcmalloc too."
-                if allocators["keras"] != allocators["tfzoo"]
-                else "."
-            )
-        )
-    if any(r.get("keras") for r in report["runs"]):
-        result.append(
-            "Keras peer: keras.applications models with weights=None and "
-            "classifier_activation=None (lenet / cifarnet: keras.Sequential with the same layer "
-            "sizes), compiled with SGD momentum 0.9 (tfzoo's default optimizer) and Keras's "
-            "default jit_compile ('auto': no XLA on CPU), trained by model.fit on the same "
-            "stateless-random batch from a repeated tf.data dataset; mixed_bfloat16 / "
-            "mixed_float16 policies. Differences that remain: Keras applications carry no L2 "
-            "weight decay (tfzoo: 4e-5), and a few architectures differ in detail (Keras "
-            "ResNet50 strides in the first 1x1 convolution of a block, TF-Slim's resnet_v1 in "
-            "the 3x3; the FLOPs are close)."
-        )
-    scaling = report.get("scaling")
-    if scaling and "rank1" in scaling:
-        result.append(
-            f"Scaling: the same step under Horovod (mpirun, --bind-to none) with 1 and "
-            f"{scaling['ranks']} ranks, synthetic data, efficiency = N-rank img/s / "
-            f"(N x 1-rank img/s). "
-            + (
-                "Each rank drives its own GPU."
-                if gpu
-                else f"On CPU the ranks share the cores: each rank runs "
-                f"{scaling['threads_per_rank']} intra-op thread(s) in both runs, so the "
-                "efficiency shows Horovod's overhead and the ranks' contention for memory "
-                "bandwidth on one machine, not what a second machine would add. Matmul "
-                "ceiling: the fp32 matmul rate with every core over the rate with one rank's "
-                "threads, timed in this run: the most N ranks sharing this CPU can gain on "
-                "compute-bound work (about 1x when the cores share their vector units)."
-            )
-        )
-    allreduce = report.get("allreduce")
-    if allreduce and "error" not in allreduce:
-        result.append(
-            "Allreduce: hvd.allreduce (sum) of one fp32 tensor in graph mode, median of "
-            "several runs; algorithm bandwidth = bytes / time, bus bandwidth = 2(n-1)/n x that "
-            "(the NCCL-tests convention). Between ranks of one machine it is bound by memory "
-            "copies (shared memory), not by a network."
-        )
+        lines.append(f"Training / forward FLOPs counted: {min(ratios):.2f}-{max(ratios):.2f}.")
     synthetic = {
         (r["model"], r["batch_size"], r["precision"]): _get(r["tfzoo"], "images_per_sec")
         for r in report["runs"]
@@ -1235,23 +1181,22 @@ def notes(report):
         if r["input"] == "pipeline" and piped and synthetic.get(key):
             shares.append(f"{r['model']} {r['precision']} {100 * piped / synthetic[key]:.0f}%")
     if shares:
-        result.append(
-            "pipeline / synthetic img/s (below ~90%: the input pipeline limits training): "
-            + ", ".join(shares)
-            + "."
-        )
+        lines.append("pipeline / synthetic img/s: " + ", ".join(shares) + ".")
     for model, facts in machine["models"].items():
         if "flops_error" in facts:
-            result.append(f"FLOPs of {model} not counted (no MFU): {facts['flops_error'][:200]}")
+            lines.append(f"FLOPs of {model} not counted (no MFU): {facts['flops_error'][:200]}")
     failed = [
-        f"{r['model']} {r['input']} {r['precision']} b{r['batch_size']} ({side})"
+        f"{r['model']} {r['input']} {r['precision']} b{r['batch_size']} ({side}"
+        + (f", {result['allocator']}" if side == "keras" else "")
+        + ")"
         for r in report["runs"]
         for side in ("tfzoo", "keras")
-        if r.get(side) and "error" in r[side]
+        for result in ([r[side]] if side == "tfzoo" else [r[side], *r.get("keras_extra", [])])
+        if result and "error" in result
     ]
     if failed:
-        result.append("Failed (see the JSON for the error): " + "; ".join(failed) + ".")
-    return result
+        lines.append("Failed (see the JSON for the error): " + "; ".join(failed) + ".")
+    return lines
 
 
 # ------------------------------------------------------------------------------------ flags
@@ -1344,11 +1289,13 @@ def parse_args(argv):
         "--matmul_size", type=int, default=4096, help="N of the NxN matmul (MFU denominator)"
     )
     parser.add_argument(
-        "--keras_allocator",
-        choices=("system", "tcmalloc"),
-        default="system",
-        help="malloc of the Keras peer: glibc's, as a Keras user runs it (default), or "
-        "tcmalloc, as tfzoo runs (TFZOO_MALLOC=system runs tfzoo on glibc's too)",
+        "--keras_allocators",
+        type=_csv,
+        default=["tfzoo"],
+        help="csv of the mallocs the Keras peer runs on, one row each: tfzoo (the same as "
+        "tfzoo's workers: tcmalloc when installed, glibc's under TFZOO_MALLOC=system; the "
+        "default, and the tfzoo / Keras ratio), tcmalloc, system (glibc's, as a Keras user "
+        "runs it), e.g. tfzoo,system",
     )
     parser.add_argument("--output_json", default=None, help="also write the report here")
     parser.add_argument(
@@ -1367,8 +1314,22 @@ def parse_args(argv):
     for name in args.input:
         if name not in INPUTS:
             parser.error(f"unknown input {name!r}; valid: {', '.join(INPUTS)}")
-    if not (args.models and args.batch_sizes and args.precisions != [] and args.input):
-        parser.error("--models, --batch_sizes, --precisions and --input need one value at least")
+    for name in args.keras_allocators:
+        if name not in KERAS_ALLOCATOR_CHOICES:
+            parser.error(
+                f"unknown Keras allocator {name!r}; valid: {', '.join(KERAS_ALLOCATOR_CHOICES)}"
+            )
+    if not (
+        args.models
+        and args.batch_sizes
+        and args.precisions != []
+        and args.input
+        and args.keras_allocators
+    ):
+        parser.error(
+            "--models, --batch_sizes, --precisions, --input and --keras_allocators need one "
+            "value at least"
+        )
     for flag in ("warmup_steps", "steps", "repeats", "matmul_size", "allreduce_iters"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag} must be >= 1, got {getattr(args, flag)}")
@@ -1381,18 +1342,6 @@ def parse_args(argv):
     return args
 
 
-def _tcmalloc_kinds(args):
-    """The worker kinds that run on tcmalloc (when it is installed)."""
-    from training import allocator
-
-    kinds = ()
-    if os.environ.get(allocator.ENV_SWITCH) != "system":
-        kinds += ("tfzoo", "allreduce")
-    if args.keras_allocator == "tcmalloc":
-        kinds += ("keras",)
-    return kinds
-
-
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
@@ -1401,9 +1350,12 @@ def main(argv=None):
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tfzoo_benchmark_") as work_dir:
         try:
-            report = run_benchmark(
-                args, Launcher(work_dir, args.worker_timeout, _tcmalloc_kinds(args))
+            from training import allocator
+
+            tfzoo_malloc = (
+                "system" if os.environ.get(allocator.ENV_SWITCH) == "system" else "tcmalloc"
             )
+            report = run_benchmark(args, Launcher(work_dir, args.worker_timeout, tfzoo_malloc))
         except ValueError as e:  # an unknown model name: a usage error, as argparse's
             sys.exit(f"benchmark.py: error: {e}")
     report["wall_seconds"] = time.perf_counter() - start

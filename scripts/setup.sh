@@ -5,8 +5,11 @@
 #   2. A virtual environment in the checkout (.venv) with the pinned requirements.
 #   3. Horovod 0.28.1 built from source against the installed TensorFlow, with the one
 #      fix TF 2.21 needs (see ../shared/DESIGN.md): drop xla_mpi_ops.cc from the build.
-#      The built wheel is cached in ~/.cache/tfzoo (keyed by TF version and this script)
-#      so a second checkout on the same machine does not rebuild it.
+#      GPU build (NCCL operations) when a CUDA toolkit and NCCL are found, CPU build (MPI
+#      and Gloo) otherwise: scripts/horovod_build_env.sh decides, and says why; setup writes
+#      its answer to .venv/horovod_build.env for the launch scripts.
+#      The built wheel is cached in ~/.cache/tfzoo (keyed by TF version, this script and
+#      the build variant) so a second checkout on the same machine does not rebuild it.
 #
 # Each step is skipped when its stamp in .venv/ matches; re-running costs a few seconds.
 set -euo pipefail
@@ -46,14 +49,22 @@ fi
 
 # ---------------------------------------------------------------- 3. Horovod from source
 TF_VERSION="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("tensorflow"))')"
+# GPU (NCCL) or CPU build: TFZOO_HOROVOD_VARIANT, _REASON, _BUILD_ID and the HOROVOD_* variables.
+HVD_BUILD_ENV="$(bash "$ROOT/scripts/horovod_build_env.sh")"
+eval "$HVD_BUILD_ENV"
+case "$TFZOO_HOROVOD_VARIANT" in
+  nccl) HVD_WHAT="GPU build: NCCL operations ($TFZOO_HOROVOD_REASON)" ;;
+  *) HVD_WHAT="CPU build: MPI and Gloo operations, no NCCL ($TFZOO_HOROVOD_REASON)" ;;
+esac
 # The key hashes this section (the build recipe) only: editing the rest of the file
-# does not rebuild Horovod.
+# does not rebuild Horovod. The build id names the variant, so a CPU wheel never serves
+# a GPU build (or the other way round).
 HVD_RECIPE="$(sed -n '/^# -* 3\. Horovod from source/,$p' "$0" | sha256sum | cut -c1-12)"
-HVD_KEY="hvd${HOROVOD_VERSION}-tf${TF_VERSION}-${HVD_RECIPE}"
+HVD_KEY="hvd${HOROVOD_VERSION}-tf${TF_VERSION}-${TFZOO_HOROVOD_BUILD_ID}-${HVD_RECIPE}"
 if [[ "$(cat "$VENV/.horovod.stamp" 2>/dev/null)" != "$HVD_KEY" ]]; then
   WHEELS="$CACHE/wheels/$HVD_KEY"
   if ! ls "$WHEELS"/horovod-*.whl >/dev/null 2>&1; then
-    log "building Horovod $HOROVOD_VERSION against TensorFlow $TF_VERSION (about 5 minutes on 2 cores)"
+    log "building Horovod $HOROVOD_VERSION against TensorFlow $TF_VERSION, $HVD_WHAT (about 5 minutes on 2 cores)"
     BUILD="$(mktemp -d)"
     trap 'rm -rf "$BUILD"' EXIT
     "$VENV/bin/pip" download -q --no-deps --no-binary :all: -d "$BUILD" "horovod==$HOROVOD_VERSION"
@@ -65,16 +76,29 @@ if [[ "$(cat "$VENV/.horovod.stamp" 2>/dev/null)" != "$HVD_KEY" ]]; then
       log "could not remove xla_mpi_ops.cc from horovod/tensorflow/CMakeLists.txt"; exit 1
     fi
     mkdir -p "$WHEELS.partial"
-    HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1 \
-      HOROVOD_WITH_MPI=1 HOROVOD_WITH_GLOO=1 HOROVOD_CPU_OPERATIONS=MPI \
-      MAKEFLAGS="-j$(nproc)" \
-      "$VENV/bin/pip" wheel -q --no-deps --no-build-isolation -w "$WHEELS.partial" "$SRC" \
-      >"$BUILD/build.log" 2>&1 || { tail -50 "$BUILD/build.log" >&2; log "Horovod build failed"; exit 1; }
+    # The build sees the HOROVOD_* variables of horovod_build_env.sh and no others (the
+    # cache key hashes them); set -a exports them to the build only.
+    (
+      for name in $(compgen -e); do if [[ "$name" == HOROVOD_* ]]; then unset "$name"; fi; done
+      set -a
+      eval "$HVD_BUILD_ENV"
+      HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1 \
+        MAKEFLAGS="-j$(nproc)" \
+        "$VENV/bin/pip" wheel -q --no-deps --no-build-isolation -w "$WHEELS.partial" "$SRC"
+    ) >"$BUILD/build.log" 2>&1 || { tail -50 "$BUILD/build.log" >&2; log "Horovod build failed"; exit 1; }
     rm -rf "$WHEELS"; mv "$WHEELS.partial" "$WHEELS"
   fi
   "$VENV/bin/pip" install -q --no-deps --force-reinstall "$WHEELS"/horovod-*.whl
   "$VENV/bin/python" -c 'import horovod.tensorflow as hvd; assert hvd.mpi_built() and hvd.gloo_built()' \
     || { log "Horovod installed but its TensorFlow ops do not load"; exit 1; }
+  if [[ "$TFZOO_HOROVOD_VARIANT" == nccl ]]; then
+    "$VENV/bin/python" -c 'import horovod.tensorflow as hvd; assert hvd.nccl_built()' \
+      || { log "Horovod installed without NCCL, though a GPU build was asked for"; exit 1; }
+  fi
+  log "installed Horovod $HOROVOD_VERSION, $HVD_WHAT"
   echo "$HVD_KEY" >"$VENV/.horovod.stamp"
 fi
-log "ready: $VENV (TensorFlow $TF_VERSION, Horovod $HOROVOD_VERSION)"
+# What is installed, for the launch scripts (scripts/launch/horovod_build.sh reads it).
+{ echo "# Written by scripts/setup.sh: the Horovod build installed in this .venv."
+  echo "$HVD_BUILD_ENV"; } >"$VENV/horovod_build.env"
+log "ready: $VENV (TensorFlow $TF_VERSION, Horovod $HOROVOD_VERSION, ${TFZOO_HOROVOD_VARIANT^^} build)"

@@ -50,5 +50,5 @@ def test_shell_scripts_parse():
 def test_slurm_launch_kills_the_job_when_one_task_fails():
     with open(os.path.join(ROOT, "scripts", "launch", "train_slurm.sbatch")) as f:
         text = f.read()
-    srun = re.search(r"^srun .*", text, re.M)
+    srun = re.search(r"^(?:launch )?srun .*", text, re.M)
     assert srun and re.search(r"(--kill-on-bad-exit=1|-K1?)\b", srun.group(0)), srun

@@ -126,6 +126,16 @@ class Distributed:
         """Horovod: start every rank from rank 0's weights, after init AND after restore."""
         return BroadcastVariablesHook(self.hvd) if self.hvd else None
 
+    def broadcast_object(self, obj, name):
+        """Horovod: rank 0's `obj` on every rank (picklable; `obj` itself for one process).
+
+        Runs in a scratch graph and session, before (and apart from) the training graph.
+        """
+        if self.hvd is None:
+            return obj
+        with tf.Graph().as_default(), tf.Session(config=session_config(self)) as session:
+            return self.hvd.broadcast_object(obj, root_rank=0, session=session, name=name)
+
     def allreduce_sum(self, tensor, name=None):
         """Sum of `tensor` over ranks (identity for one process)."""
         if self.hvd is None:
@@ -137,6 +147,12 @@ class Distributed:
         if self.hvd is None:
             return tf.identity(tensor, name=name)
         return self.hvd.allreduce(tensor, op=self.hvd.Average, name=name)
+
+    def broadcast_from_chief(self, tensor, name=None):
+        """Rank 0's value of `tensor` on every rank (identity for one process)."""
+        if self.hvd is None:
+            return tf.identity(tensor, name=name)
+        return self.hvd.broadcast(tensor, root_rank=0, name=name)
 
     def allreduce_max(self, tensor, name=None):
         """Max of `tensor` over ranks (identity for one process)."""
@@ -206,4 +222,5 @@ def session_config(dist, params=None):
     if params is not None:
         config.inter_op_parallelism_threads = params.inter_op_parallelism_threads or 0
         config.intra_op_parallelism_threads = params.intra_op_parallelism_threads or 0
+        config.log_device_placement = bool(getattr(params, "log_device_placement", False))
     return config

@@ -15,6 +15,24 @@ from training import classifier
 EvalOps = collections.namedtuple("EvalOps", ["reset", "update", "totals"])
 
 
+def top_k_correct(logits, labels, num_classes):
+    """Counts of the batch's examples whose label is the top-1 / among the top-5 predictions.
+
+    The predictions are the indices of tf.math.top_k, which breaks ties by the lower class
+    index, so each example has exactly k predicted classes. (tf.nn.in_top_k counts a label
+    tied with the k-th largest logit as correct: a net with constant logits would score 100%.)
+
+    Returns:
+        (top1, top5): float64 scalars; top-5 is top-all when there are fewer than 5 classes.
+    """
+    k = min(5, num_classes)
+    _, predicted = tf.math.top_k(logits, k=k, sorted=True)
+    hits = tf.equal(predicted, tf.cast(labels, predicted.dtype)[:, None])  # [B, k]
+    top1 = tf.reduce_sum(tf.cast(hits[:, 0], tf.float64))
+    top5 = tf.reduce_sum(tf.cast(tf.reduce_any(hits, axis=1), tf.float64))
+    return top1, top5
+
+
 def build_eval_ops(dataset, network_fn, num_classes, dist, precision="fp32", reuse=None):
     """Builds the ops of one evaluation pass.
 
@@ -33,9 +51,7 @@ def build_eval_ops(dataset, network_fn, num_classes, dist, precision="fp32", reu
         iterator = tf.data.make_initializable_iterator(dataset)
         images, labels = iterator.get_next()
         logits, _ = classifier.build_logits(network_fn, images, precision, reuse=reuse)
-        k = min(5, num_classes)
-        top1 = tf.reduce_sum(tf.cast(tf.nn.in_top_k(logits, labels, 1), tf.float64))
-        top5 = tf.reduce_sum(tf.cast(tf.nn.in_top_k(logits, labels, k), tf.float64))
+        top1, top5 = top_k_correct(logits, labels, num_classes)
         loss = tf.reduce_sum(
             tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
         )

@@ -5,6 +5,7 @@ rank (the loss averaged over ranks, the update's finiteness agreed over ranks, w
 that every rank holds identically), on the same steps.
 """
 
+import contextlib
 import math
 import os
 import time
@@ -269,7 +270,9 @@ class EvaluationHook(tf.train.SessionRunHook):
     """Every N steps evaluates the whole eval split and logs top-1 / top-5.
 
     Every rank runs it at the same step (the totals are an allreduce); rank 0 logs and
-    writes the summary.
+    writes the summary. `errors_named` (a context-manager factory, e.g.
+    dataset_factory.input_errors_named bound to the eval split) turns a read error of the
+    eval pass into one naming the eval split's bad file.
     """
 
     def __init__(
@@ -281,6 +284,7 @@ class EvaluationHook(tf.train.SessionRunHook):
         summary_dir=None,
         is_chief=True,
         split_name="validation",
+        errors_named=contextlib.nullcontext,
     ):
         self._ops = eval_ops
         self._every_n = int(every_n_steps)
@@ -289,6 +293,7 @@ class EvaluationHook(tf.train.SessionRunHook):
         self._summary_dir = summary_dir
         self._is_chief = is_chief
         self._split = split_name
+        self._errors_named = errors_named
         self._writer = None
         self._last_step = None
         self._seen_step = None  # the step after the previous run
@@ -317,7 +322,8 @@ class EvaluationHook(tf.train.SessionRunHook):
             self._evaluate(session, step)  # the final weights, unless just evaluated
 
     def _evaluate(self, session, step):
-        metrics = evaluation.run_evaluation(session, self._ops)
+        with self._errors_named():
+            metrics = evaluation.run_evaluation(session, self._ops)
         self._last_step = step
         self.results.append((step, metrics))
         if self._is_chief:

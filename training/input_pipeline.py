@@ -9,6 +9,7 @@ keeps the last partial batch, so each example of the split is counted exactly on
 """
 
 import collections
+import hashlib
 
 from datasets import dataset_factory, mock, tfrecord_format
 from preprocessing import preprocessing_factory
@@ -24,6 +25,19 @@ mode: 'files' (the rank owns these files) or 'examples' (keep every size-th exam
     starting at rank, from all files) or 'single' (one rank, everything).
 description: a sentence for the log.
 """
+
+
+def fold_step_into_seed(seed, step):
+    """The seed of a run that starts at `step`: `seed` itself at step 0, another per step.
+
+    A resumed run folds its restored step into the shuffle and graph seeds, so it does
+    not replay the data order and augmentations of the run's first steps; the same
+    (seed, step) always gives the same stream.
+    """
+    if not step:
+        return seed
+    digest = hashlib.sha256(f"{seed}/{step}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 def shard_files_by_rank(files, rank, size):
@@ -80,6 +94,7 @@ def build_dataset(
     prefetch_buffer_size=None,
     use_caching=False,
     fused_jpeg_decode=True,
+    start_step=0,
 ):
     """Builds the batched dataset of one rank.
 
@@ -96,10 +111,17 @@ def build_dataset(
         seed: seed of the shuffle (and of the synthetic data).
         labels_offset: subtracted from every label.
         shuffle_buffer_size, num_readers, num_preprocessing_threads, num_parallel_batches,
-        prefetch_buffer_size, use_caching: the input-pipeline knobs (None = AUTOTUNE).
+        prefetch_buffer_size: the input-pipeline knobs (None = AUTOTUNE).
+        use_caching: keep this rank's records in memory after the first pass (FastNN's
+            datasets_use_caching): the compressed tfrecord records, before decoding, so the
+            cache costs the size on disk and every epoch decodes anew; synthetic data
+            caches its generated examples.
         fused_jpeg_decode: at training time, for a preprocessing that has a fused JPEG path
             (inception), decode only the sampled crop of each JPEG record
             (tf.image.decode_and_crop_jpeg); other records are decoded whole.
+        start_step: the global step the run starts at (a resume): folded into the shuffle
+            seeds, so the stream does not replay the first steps' order. The data itself
+            (synthetic examples included) does not change.
 
     Returns:
         (dataset of (images float32 [B, H, W, C], labels int64 [B]), ShardPlan or None for mock).
@@ -108,6 +130,7 @@ def build_dataset(
         preprocessing_name, is_training=is_training
     )
     parallel = num_preprocessing_threads or AUTOTUNE
+    shuffle_seed = fold_step_into_seed(seed, start_step)
     fused = None
     if is_training and fused_jpeg_decode and not spec.synthetic:
         fused = preprocessing_factory.get_jpeg_preprocessing(preprocessing_name, is_training=True)
@@ -123,18 +146,22 @@ def build_dataset(
             ds = ds.shard(size, rank)
     else:
         plan = shard_files_by_rank(spec.files, rank, size)
-        ds = _records(plan, rank, size, is_training, num_readers, seed)
+        ds = _records(plan, rank, size, is_training, num_readers, shuffle_seed)
+        if use_caching:
+            ds = ds.cache()  # the serialized records: compressed images, not pixels
         if not fused:
             ds = ds.map(spec.parse_fn, num_parallel_calls=parallel)
 
-    if use_caching:
+    if use_caching and spec.synthetic:
         ds = ds.cache()
     if is_training:
         # Shuffle, then repeat: every epoch yields each example of this rank exactly once
         # (in a new order). Shuffling a repeated stream would mix epochs, so an example
         # could be missing from a whole epoch's worth of steps while another came twice.
         if shuffle_buffer_size and shuffle_buffer_size > 1:
-            ds = ds.shuffle(shuffle_buffer_size, seed=seed + rank, reshuffle_each_iteration=True)
+            ds = ds.shuffle(
+                shuffle_buffer_size, seed=shuffle_seed + rank, reshuffle_each_iteration=True
+            )
         ds = ds.repeat()
 
     @tf.autograph.experimental.do_not_convert  # plain graph code: skip AutoGraph's slow parse

@@ -1,22 +1,126 @@
-"""Learning-rate schedules: fixed, exponential, polynomial, t2t warmup and the Luong step decays.
+"""Learning-rate schedules as functions of the global step: THE map from name to schedule.
 
-All schedules are functions of the global step, built as graph tensors. The decay
-schemes luong234 / luong5 / luong10 come from the TensorFlow NMT tutorial (Luong, Brevdo,
-Zhao 2017): halve the rate a fixed number of times, evenly spaced over the end of training.
+Decay types (`--learning_rate_decay_type`): fixed, exponential and polynomial (TF-Slim's);
+linear (from the full rate at the end of warmup to `--end_learning_rate` at
+`--stop_at_step`: google-research/bert's schedule); inverse_sqrt (fairseq's: linear
+warmup, then lr * sqrt(warmup / step)); noam (Vaswani et al. 2017, "Attention Is All You
+Need", eq. 3: lr * d^-0.5 * min(step^-0.5, step * warmup^-1.5) with d =
+`--noam_hidden_size`, `--learning_rate` being the constant in front). inverse_sqrt and
+noam warm up by themselves. Warmups (`--warmup_scheme`, over `--warmup_steps`) for the
+others: t2t (exponential from 1%) and linear (from 0, as google's BERT). The decay schemes
+luong234 / luong5 / luong10 come from the TensorFlow NMT tutorial (Luong, Brevdo, Zhao
+2017): halve the rate a fixed number of times, evenly spaced over the end of training.
+
+A task family adds a schedule with `register_schedule(name, fn, has_warmup)`.
 """
 
+import collections
 import math
 
 from absl import logging
 
 from slim_compat import tf
 
-DECAY_TYPES = ("fixed", "exponential", "polynomial")
 DECAY_SCHEMES = ("luong234", "luong5", "luong10")
-WARMUP_SCHEMES = ("t2t",)
 
 # decay scheme -> (fraction of training after which decay starts, number of halvings)
 _LUONG = {"luong234": (2.0 / 3.0, 4), "luong5": (0.5, 5), "luong10": (0.5, 10)}
+
+Schedule = collections.namedtuple("Schedule", ["fn", "has_warmup"])
+Schedule.__doc__ = """One decay type.
+
+fn: (base_lr, step, decay_step, warmup_steps, params, steps_per_epoch) -> float32 tensor;
+    step is the global step as float32, decay_step the steps since the end of warmup.
+has_warmup: the schedule warms up by itself, so no --warmup_scheme is applied on top.
+"""
+
+
+def _fixed(base_lr, step, decay_step, warmup_steps, params, steps_per_epoch):
+    return tf.constant(base_lr, tf.float32)
+
+
+def _decay_steps(params, steps_per_epoch):
+    return max(int(steps_per_epoch * params.num_epochs_per_decay), 1)
+
+
+def _exponential(base_lr, step, decay_step, warmup_steps, params, steps_per_epoch):
+    return tf.train.exponential_decay(
+        base_lr,
+        decay_step,
+        _decay_steps(params, steps_per_epoch),
+        params.learning_rate_decay_factor,
+        staircase=True,
+    )
+
+
+def _polynomial(base_lr, step, decay_step, warmup_steps, params, steps_per_epoch):
+    return tf.train.polynomial_decay(
+        base_lr,
+        decay_step,
+        _decay_steps(params, steps_per_epoch),
+        params.end_learning_rate,
+        power=1.0,
+        cycle=False,
+    )
+
+
+def _linear(base_lr, step, decay_step, warmup_steps, params, steps_per_epoch):
+    length = max(params.stop_at_step - warmup_steps, 1)
+    return tf.train.polynomial_decay(
+        base_lr, decay_step, length, params.end_learning_rate, power=1.0, cycle=False
+    )
+
+
+def _needs_warmup(name, warmup_steps):
+    if warmup_steps <= 0:
+        raise ValueError(f"--learning_rate_decay_type={name} needs --warmup_steps > 0")
+
+
+def _inverse_sqrt(base_lr, step, decay_step, warmup_steps, params, steps_per_epoch):
+    _needs_warmup("inverse_sqrt", warmup_steps)
+    warm = float(warmup_steps)
+    return base_lr * tf.minimum(step / warm, tf.sqrt(warm / tf.maximum(step, 1.0)))
+
+
+def _noam(base_lr, step, decay_step, warmup_steps, params, steps_per_epoch):
+    _needs_warmup("noam", warmup_steps)
+    if params.noam_hidden_size <= 0:
+        raise ValueError(f"--noam_hidden_size must be > 0, got {params.noam_hidden_size}")
+    step = tf.maximum(step, 1.0)
+    scale = base_lr * float(params.noam_hidden_size) ** -0.5
+    return scale * tf.minimum(tf.math.rsqrt(step), step * float(warmup_steps) ** -1.5)
+
+
+SCHEDULES = {
+    "fixed": Schedule(_fixed, False),
+    "exponential": Schedule(_exponential, False),
+    "polynomial": Schedule(_polynomial, False),
+    "linear": Schedule(_linear, False),
+    "inverse_sqrt": Schedule(_inverse_sqrt, True),
+    "noam": Schedule(_noam, True),
+}
+
+
+def _t2t_warmup(lr, step, warmup_steps):
+    """Exponential warmup from 1% of lr to lr over warmup_steps (tensor2tensor's shape)."""
+    warmup_factor = math.exp(math.log(0.01) / warmup_steps)
+    inv_decay = tf.pow(warmup_factor, tf.cast(warmup_steps, tf.float32) - step)
+    return tf.where(step < warmup_steps, inv_decay * lr, lr)
+
+
+def _linear_warmup(lr, step, warmup_steps):
+    """Linear warmup from 0 to lr over warmup_steps (google-research/bert's)."""
+    return tf.where(step < warmup_steps, lr * step / float(warmup_steps), lr)
+
+
+WARMUPS = {"t2t": _t2t_warmup, "linear": _linear_warmup}
+
+
+def register_schedule(name, fn, has_warmup=False):
+    """Adds the decay type `name` (see Schedule); a new name only."""
+    if name in SCHEDULES:
+        raise ValueError(f"Learning-rate schedule {name!r} is already registered")
+    SCHEDULES[name] = Schedule(fn, has_warmup)
 
 
 def _check(name, value, valid):
@@ -31,7 +135,7 @@ def configure_learning_rate(params, global_step, steps_per_epoch, num_ranks=1):
         params: object with the learning-rate flags as attributes: learning_rate,
             learning_rate_decay_type, end_learning_rate, learning_rate_decay_factor,
             num_epochs_per_decay, warmup_steps, warmup_scheme, decay_scheme,
-            stop_at_step, lr_scaling, allreduce_op.
+            stop_at_step, lr_scaling, allreduce_op, noam_hidden_size.
         global_step: the global step tensor.
         steps_per_epoch: optimizer steps in one epoch over the global batch (> 0).
         num_ranks: data-parallel ranks; with params.lr_scaling == 'linear' the rate is
@@ -47,13 +151,16 @@ def configure_learning_rate(params, global_step, steps_per_epoch, num_ranks=1):
         ValueError: an unknown schedule name or a non-positive steps_per_epoch.
     """
     decay_type = params.learning_rate_decay_type
-    _check("learning_rate_decay_type", decay_type, DECAY_TYPES)
+    _check("learning_rate_decay_type", decay_type, tuple(SCHEDULES))
     scheme = getattr(params, "decay_scheme", None)
     if scheme:
         _check("decay_scheme", scheme, DECAY_SCHEMES)
     warmup_steps = int(getattr(params, "warmup_steps", 0) or 0)
-    if warmup_steps:
-        _check("warmup_scheme", params.warmup_scheme, WARMUP_SCHEMES)
+    schedule = SCHEDULES[decay_type]
+    warmup = None
+    if warmup_steps and not (schedule.has_warmup and not scheme):
+        _check("warmup_scheme", params.warmup_scheme, tuple(WARMUPS))
+        warmup = WARMUPS[params.warmup_scheme]
     if steps_per_epoch <= 0:
         raise ValueError(f"steps_per_epoch must be > 0, got {steps_per_epoch}")
     scaling = getattr(params, "lr_scaling", "linear")
@@ -79,28 +186,11 @@ def configure_learning_rate(params, global_step, steps_per_epoch, num_ranks=1):
             lr = _luong_decay(
                 base_lr, decay_step, scheme, max(params.stop_at_step - warmup_steps, 1)
             )
-        elif decay_type == "fixed":
-            lr = tf.constant(base_lr, tf.float32)
-        elif decay_type == "exponential":
-            decay_steps = max(int(steps_per_epoch * params.num_epochs_per_decay), 1)
-            lr = tf.train.exponential_decay(
-                base_lr, decay_step, decay_steps, params.learning_rate_decay_factor, staircase=True
-            )
-        else:  # polynomial
-            decay_steps = max(int(steps_per_epoch * params.num_epochs_per_decay), 1)
-            lr = tf.train.polynomial_decay(
-                base_lr, decay_step, decay_steps, params.end_learning_rate, power=1.0, cycle=False
-            )
-        if warmup_steps:
-            lr = _t2t_warmup(lr, step, warmup_steps)
+        else:
+            lr = schedule.fn(base_lr, step, decay_step, warmup_steps, params, steps_per_epoch)
+        if warmup is not None:
+            lr = warmup(lr, step, warmup_steps)
         return tf.identity(tf.cast(lr, tf.float32), name="value")
-
-
-def _t2t_warmup(lr, step, warmup_steps):
-    """Exponential warmup from 1% of lr to lr over warmup_steps (tensor2tensor's shape)."""
-    warmup_factor = math.exp(math.log(0.01) / warmup_steps)
-    inv_decay = tf.pow(warmup_factor, tf.cast(warmup_steps, tf.float32) - step)
-    return tf.where(step < warmup_steps, inv_decay * lr, lr)
 
 
 def _luong_decay(base_lr, step, scheme, train_steps):

@@ -64,6 +64,18 @@ def master_weights_getter(compute_dtype):
     return custom_getter
 
 
+def embedding_lookup(table, ids, dtype=tf.float32, name=None):
+    """Rows `ids` of an fp32 embedding table, cast to the compute `dtype` after the gather.
+
+    The master-weights getter casts a variable whose requested dtype is the compute dtype
+    on every read; an embedding table created in fp32 (tf.get_variable's default) is left
+    alone, and this lookup casts only the gathered rows, so a step never casts (or keeps a
+    half-precision copy of) the whole table, and its gradient stays IndexedSlices in fp32.
+    """
+    rows = tf.nn.embedding_lookup(table, ids, name=name)
+    return rows if rows.dtype == dtype else tf.cast(rows, dtype)
+
+
 def parse_loss_scale(value):
     """'dynamic' or a positive number (as a string or a float) -> 'dynamic' or float."""
     if isinstance(value, str) and value.strip().lower() == "dynamic":

@@ -74,7 +74,10 @@ def build_update(
         var_list: variables to train.
         max_gradient_norm: clip the reduced gradients to this global norm (None: no clipping).
         moving_average_decay: keep an ExponentialMovingAverage of var_list, updated with
-            every applied update (None: off).
+            every applied update (None: off). Only the trained variables get shadows: a
+            frozen variable's average is itself, and its shadow would start from the
+            initializer's value (a finetune restores after initialisation). Eval and export
+            restore the others as they are.
         dist: a distributed.Distributed (None: one process).
         allreduce_op: 'average', 'sum' or 'adasum' over ranks (distributed.REDUCTIONS).
         gradient_compression: 'none' or 'fp16' for the allreduce.

@@ -11,6 +11,7 @@ import gzip
 import io
 import os
 import pickle
+import struct
 import tarfile
 
 import numpy as np
@@ -218,3 +219,55 @@ def write_imagenet_source():
     imagenet_2012_bounding_boxes.csv. Labels are the converted ones: n01 -> 1, n02 -> 2.
     """
     return _write_imagenet_source
+
+
+# ---------------------------------------------------------------------------------------
+# gettext catalogs (GNU .mo files).
+
+MO_MAGIC = 0x950412DE
+MO_HEADER = (
+    "Project-Id-Version: tfzoo-test 1.0\n"
+    "Content-Type: text/plain; charset=UTF-8\n"
+    "Plural-Forms: nplurals=2; plural=(n != 1);\n"
+)
+
+
+def _write_mo(path, entries, header=MO_HEADER):
+    """Writes a GNU .mo catalog: little-endian magic, revision 0, N, the offsets of the
+    msgid and msgstr tables, an empty hash table, then the NUL-terminated strings."""
+    messages = [(b"", header.encode("utf-8"))]
+    for msgid, msgstr in entries:
+        if isinstance(msgid, tuple):  # plural: "singular\0plural" -> "form0\0form1..."
+            key = "\0".join(msgid).encode("utf-8")
+            value = "\0".join(msgstr).encode("utf-8")
+        else:
+            key, value = msgid.encode("utf-8"), msgstr.encode("utf-8")
+        messages.append((key, value))
+    messages.sort(key=lambda m: m[0])  # msgids in byte order, as msgfmt writes them
+    count = len(messages)
+    ids_offset = 28
+    strs_offset = ids_offset + 8 * count
+    data_offset = strs_offset + 8 * count
+    ids_table, strs_table, data = b"", b"", b""
+    for key, _ in messages:
+        ids_table += struct.pack("<II", len(key), data_offset + len(data))
+        data += key + b"\0"
+    for _, value in messages:
+        strs_table += struct.pack("<II", len(value), data_offset + len(data))
+        data += value + b"\0"
+    header_words = struct.pack("<7I", MO_MAGIC, 0, count, ids_offset, strs_offset, 0, data_offset)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(header_words + ids_table + strs_table + data)
+    return path
+
+
+@pytest.fixture
+def write_mo():
+    """write_mo(path, entries, header=MO_HEADER) -> path.
+
+    Writes a gettext .mo catalog in GNU's binary format. entries: [(msgid, msgstr)]; a
+    msgid may carry a context ("ctx\\x04msgid"); a plural entry is ((singular, plural),
+    [form0, form1, ...]).
+    """
+    return _write_mo

@@ -333,3 +333,40 @@ def test_find_corrupt_tfrecords_names_a_truncated_file(tmp_path):
     corrupt = dataset_factory.find_corrupt_tfrecords([str(good), str(bad)])
     assert [path for path, _ in corrupt] == [str(bad)]
     assert corrupt[0][1]  # a non-empty message
+
+
+def test_no_split_name_means_the_held_out_split(tmp_path):
+    (tmp_path / "cifar10_test-00000-of-00001.tfrecord").write_bytes(b"")
+    # cifar10 and mnist have no validation split: their held-out split is test.
+    spec = dataset_factory.get_dataset("cifar10", None, str(tmp_path))
+    assert spec.split == "test" and spec.num_samples == 10000
+    assert spec.files == [str(tmp_path / "cifar10_test-00000-of-00001.tfrecord")]
+    assert dataset_factory.get_dataset("mock", None).split == "validation"
+    # A converted set whose split_sizes.json has validation uses it.
+    (tmp_path / "split_sizes.json").write_text(json.dumps({"train": 5, "validation": 2}))
+    (tmp_path / "mnist_validation-00000-of-00001.tfrecord").write_bytes(b"")
+    assert dataset_factory.get_dataset("mnist", None, str(tmp_path)).split == "validation"
+    # Neither: the error lists the dataset's splits and the flag to set.
+    (tmp_path / "split_sizes.json").write_text(json.dumps({"train": 5, "holdout": 2}))
+    with pytest.raises(
+        ValueError, match=r"no held-out split.*\['holdout', 'train'\].*--eval_split"
+    ):
+        dataset_factory.get_dataset("mnist", None, str(tmp_path))
+
+
+def test_comma_separated_file_list_reads_those_files(tmp_path):
+    for index in range(3):
+        (tmp_path / dataset_factory.shard_filename("cifar10", "train", index, 3)).write_bytes(b"")
+    spec = dataset_factory.get_dataset(
+        "cifar10",
+        "train",
+        str(tmp_path),
+        file_pattern="cifar10_train-00002-of-00003.tfrecord, cifar10_train-00000-*",
+    )
+    assert spec.files == [
+        str(tmp_path / dataset_factory.shard_filename("cifar10", "train", i, 3)) for i in (0, 2)
+    ]
+    with pytest.raises(FileNotFoundError, match=r"'nope\.tfrecord'"):
+        dataset_factory.get_dataset(
+            "cifar10", "train", str(tmp_path), file_pattern="cifar10_train-00000-*,nope.tfrecord"
+        )

@@ -21,74 +21,30 @@ from slim_compat import tf
 NAMES = sorted(nets_factory.NETWORKS)
 BATCH = 2
 NUM_CLASSES = 5  # not 10 or 1000, so a net that ignores num_classes is caught
-SIZE_CAP = 64  # nets without a fixed-size head are built at min(default size, SIZE_CAP)
+SIZE_CAP = 64  # nets are built at min(default size, SIZE_CAP), or their min_image_size
 
-# The smallest input of the nets whose head needs more than SIZE_CAP pixels. TF-Slim 1.1's
-# alexnet, overfeat, vgg and inception_v1 heads are fixed-size pools or VALID convolutions.
-MIN_IMAGE_SIZE = {
-    "alexnet_v2": 224,
-    "overfeat": 231,
-    "vgg_a": 224,
-    "vgg_16": 224,
-    "vgg_19": 224,
-    "inception_v1": 224,
-    "inception_v3": 107,  # the auxiliary head pools 5x5 from Mixed_6e
-    "inception_v4": 75,
-    "inception_resnet_v2": 75,
-}
-
-# Nets whose graph takes more than ~10 s to build on 2 cores (or that are large to run).
-SLOW_NETS = {
-    "alexnet_v2",
-    "overfeat",
-    "vgg_a",
-    "vgg_16",
-    "vgg_19",
-    "inception_v1",
-    "inception_v2",
-    "inception_v3",
-    "inception_v4",
-    "inception_resnet_v2",
-    "nasnet_cifar",
-    "nasnet_mobile",
-    "nasnet_large",
-    "pnasnet_mobile",
-    "pnasnet_large",
-    "mobilenet_v2",
-    "mobilenet_v2_035",
-    "mobilenet_v2_140",
-    "mobilenet_v3_large",
-    "mobilenet_v3_large_minimalistic",
-    "mobilenet_v3_small",
-    "mobilenet_v3_small_minimalistic",
-    "resnet_v1_50",
-    "resnet_v1_101",
-    "resnet_v1_152",
-    "resnet_v1_200",
-    "resnet_v2_50",
-    "resnet_v2_101",
-    "resnet_v2_152",
-    "resnet_v2_200",
-    "resnet44_cifar",
-    "resnet56_cifar",
-    "resnet110_cifar",
-    "vgg16_cifar",
-    "vgg19_cifar",
-}
+# What each test needs to know of a net (its input channels, its smallest input, whether its
+# graph is slow to build) is a field of its NetworkEntry: a new entry is tested as it is.
 
 
 def _params(names):
-    return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_NETS else n for n in names]
+    """pytest params of these names, marked slow where the entry says so."""
+    return [
+        pytest.param(n, marks=pytest.mark.slow)
+        if getattr(nets_factory.NETWORKS.get(n), "slow", False)
+        else n
+        for n in names
+    ]
 
 
 def _image_size(name):
     entry = nets_factory.get_entry(name)
-    return MIN_IMAGE_SIZE.get(name, min(entry.image_size, SIZE_CAP))
+    return max(entry.min_image_size, min(entry.image_size, SIZE_CAP))
 
 
 def _channels(name):
     """MNIST-style nets eat the data's own channels: test them on grey images."""
-    return nets_factory.input_channels(name) or 1
+    return nets_factory.get_entry(name).channels or 1
 
 
 def _images(name, batch=BATCH, size=None):
@@ -159,7 +115,7 @@ FEATURE_DEPTH = {
 @pytest.mark.parametrize("name", _params(NAMES))
 def test_no_classes_gives_rank2_features_and_no_empty_variables(name):
     # Heavy nets are built once (num_classes=0); None takes the same path in every wrapper.
-    for num_classes in (0,) if name in SLOW_NETS else (0, None):
+    for num_classes in (0,) if nets_factory.get_entry(name).slow else (0, None):
         with tf.Graph().as_default():
             network_fn = nets_factory.get_network_fn(name, num_classes, is_training=False)
             features, _ = network_fn(_images(name))
@@ -185,6 +141,50 @@ def test_every_entry_is_complete():
         assert callable(entry.fn) and callable(entry.arg_scope), name
         assert entry.image_size >= 28, name
         assert entry.preprocessing in preprocessing_factory.PREPROCESSINGS, name
+        assert entry.channels in (None, 1, 3), (name, entry.channels)
+        assert isinstance(entry.min_image_size, int), (name, entry.min_image_size)
+        assert 1 <= entry.min_image_size <= entry.image_size, (name, entry.min_image_size)
+        assert isinstance(entry.slow, bool), (name, entry.slow)
+
+
+def _builds(name, size):
+    """Whether the inference graph of `name` builds at size x size (shape inference only)."""
+    with tf.Graph().as_default():
+        images = tf.placeholder(tf.float32, [1, size, size, _channels(name)])
+        try:
+            nets_factory.get_network_fn(name, NUM_CLASSES)(images)
+        except ValueError as e:
+            # Too small: "Negative dimension size caused by subtracting 7 from 6 for ...".
+            assert "Negative dimension" in str(e), (name, size, e)
+            return False
+    return True
+
+
+@pytest.mark.parametrize("name", _params(NAMES))
+def test_min_image_size_is_the_smallest_size_that_builds(name):
+    """min_image_size builds, one pixel less does not (when the net has a minimum above 1)."""
+    smallest = nets_factory.get_entry(name).min_image_size
+    assert _builds(name, smallest), f"{name} does not build at its min_image_size={smallest}"
+    if smallest > 1:
+        assert not _builds(name, smallest - 1), (
+            f"{name} builds at {smallest - 1}: its min_image_size={smallest} is too large"
+        )
+
+
+def test_registry_tests_read_a_new_entry_from_the_registry(monkeypatch):
+    """A net registered with its facts is sized, shaped and marked from its entry alone."""
+    lenet = nets_factory.get_entry("lenet")
+    monkeypatch.setitem(
+        nets_factory.NETWORKS,
+        "new_net",
+        lenet._replace(image_size=200, channels=3, min_image_size=100, slow=True),
+    )
+    monkeypatch.setitem(nets_factory.NETWORKS, "new_grey_net", lenet._replace(image_size=40))
+    (slow,) = _params(["new_net"])
+    assert slow.values == ("new_net",) and [m.name for m in slow.marks] == ["slow"]
+    assert _params(["new_grey_net"]) == ["new_grey_net"]
+    assert (_image_size("new_net"), _channels("new_net")) == (100, 3)
+    assert (_image_size("new_grey_net"), _channels("new_grey_net")) == (40, 1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -475,3 +475,76 @@ def test_recurrent_nets_read_rgb_as_its_grey_mean(graph):
         from_rgb, from_grey = sess.run([logits_rgb, logits_grey])
     np.testing.assert_allclose(from_rgb, from_grey, rtol=1e-5, atol=1e-6)
     assert np.std(from_rgb) > 0
+
+
+def _moving_statistics():
+    return [v for v in tf.global_variables() if v.op.name.endswith(("moving_mean", "variance"))]
+
+
+def test_freeze_batch_norm_normalises_with_the_moving_statistics(graph):
+    # --freeze_batch_norm: outside the trainable scopes, a training tower's batch norm is
+    # the inference one (moving statistics, no updates); inside them it trains as usual.
+    images = tf.constant(np.random.RandomState(0).uniform(0, 1, [4, 32, 32, 3]), tf.float32)
+    trainable = ["resnet20_cifar/block3", "resnet20_cifar/logits"]
+    network_fn = nets_factory.get_network_fn(
+        "resnet20_cifar", 10, is_training=True, freeze_batch_norm=trainable
+    )
+    _, end_points = network_fn(images)
+    with tf.variable_scope(tf.get_variable_scope(), reuse=True):
+        _, eval_points = nets_factory.get_network_fn("resnet20_cifar", 10)(images)
+    # 19 batch norms: the stem's and two per block, 6 blocks in block1-2 frozen.
+    assert len(network_fn.frozen_batch_norm) == 13
+    assert "resnet20_cifar/conv1/BatchNorm" in network_fn.frozen_batch_norm
+    assert not any("block3" in n for n in network_fn.frozen_batch_norm)
+    updates = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+    assert updates and all(op.name.startswith("resnet20_cifar/block3/") for op in updates)
+
+    rng = np.random.RandomState(1)
+    with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
+        for var in _moving_statistics():  # not the initial 0 / 1, so using them shows
+            low = 0.5 if var.op.name.endswith("variance") else -0.5
+            session.run(var.assign(rng.uniform(low, low + 1.5, var.shape.as_list())))
+        before = session.run(_moving_statistics())
+        frozen_out, frozen_ref, trained_out, trained_ref = session.run(
+            [
+                end_points["block2"],
+                eval_points["block2"],
+                end_points["block3"],
+                eval_points["block3"],
+            ]
+        )
+        session.run(updates)
+        after = session.run(_moving_statistics())
+    # The frozen layers (all of block2's input path) normalise with the moving statistics.
+    np.testing.assert_allclose(frozen_out, frozen_ref, rtol=1e-4, atol=1e-5)
+    # The trained block3 normalises with its batch's statistics, not the moving ones.
+    assert not np.allclose(trained_out, trained_ref, rtol=1e-4, atol=1e-5)
+    changed = {
+        v.op.name
+        for v, a, b in zip(_moving_statistics(), after, before)
+        if not np.array_equal(a, b)
+    }
+    assert changed and all(n.startswith("resnet20_cifar/block3/") for n in changed)
+
+
+def test_freeze_batch_norm_keeps_variable_and_op_names(graph):
+    # Checkpoints and graphs stay those of slim.batch_norm; resnet_v2 calls it directly.
+    def names(freeze):
+        with tf.Graph().as_default() as g:
+            images = tf.zeros([1, 64, 64, 3])
+            nets_factory.get_network_fn(
+                "resnet_v2_50", 10, is_training=True, freeze_batch_norm=freeze
+            )(images)
+            return [op.name for op in g.get_operations()]
+
+    assert names(["resnet_v2_50"]) == names(None)
+
+
+def test_freeze_batch_norm_without_trainable_scopes_freezes_every_batch_norm(graph):
+    network_fn = nets_factory.get_network_fn(
+        "resnet20_cifar", 10, is_training=True, freeze_batch_norm=[]
+    )
+    network_fn(tf.zeros([2, 32, 32, 3]))
+    assert len(network_fn.frozen_batch_norm) == 19
+    assert tf.get_collection(tf.GraphKeys.UPDATE_OPS) == []

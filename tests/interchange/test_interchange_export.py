@@ -19,61 +19,23 @@ from slim_compat import tf
 TOLERANCE = 1e-4
 NUM_CLASSES = 10
 
-# Smallest input side each network builds at where it is not SMALL_SIZE: the ImageNet
-# nets of TF-Slim end in fixed-size pools or VALID convolutions. A new net that does not
-# build at SMALL_SIZE is retried at the next SIZE_CANDIDATES.
-SMALL_SIZE = 28
-SMALL_SIZES = {
-    "alexnet_v2": 224,
-    "inception_v1": 224,
-    "inception_v3": 128,
-    "inception_v4": 75,
-    "inception_resnet_v2": 75,
-    "overfeat": 231,
-    "vgg_a": 224,
-    "vgg_16": 224,
-    "vgg_19": 224,
-}
-SIZE_CANDIDATES = (28, 32, 64, 75, 96, 128, 160, 224, 231, 299, 331)
-# Slower than ~20 s each on 2 cores: 100M+ parameter nets (ONNX Runtime's session set-up
-# and the weight copies dominate) and nets of many hundreds of layers (graph building and
-# tf2onnx's transpose optimizer, whose cost grows with the square of the node count).
-SLOW = {
-    "inception_resnet_v2",
-    "inception_v4",
-    "nasnet_cifar",
-    "nasnet_large",
-    "nasnet_mobile",
-    "overfeat",
-    "pnasnet_large",
-    "pnasnet_mobile",
-    "resnet_v1_152",
-    "resnet_v1_200",
-    "resnet_v2_152",
-    "resnet_v2_200",
-    "vgg_16",
-    "vgg_19",
-    "vgg_a",
-}
+SMALL_SIZE = 28  # each net runs at this size, or at its entry's min_image_size if larger
 
 
 def build_small(name, **graph_kwargs):
-    """The inference graph of `name` at its small size (or the next size that builds)."""
-    first = SMALL_SIZES.get(name, SMALL_SIZE)
+    """The inference graph of `name` at its small size."""
+    size = max(nets_factory.get_entry(name).min_image_size, SMALL_SIZE)
     channels = graph_kwargs.pop("channels", export.input_channels(name))
-    error = None
-    for size in [first] + [c for c in SIZE_CANDIDATES if c > first]:
-        try:
-            return export.build_inference_graph(name, NUM_CLASSES, size, channels, **graph_kwargs)
-        except ValueError as e:  # a negative dimension somewhere: too small
-            error = e
-    raise error
+    return export.build_inference_graph(name, NUM_CLASSES, size, channels, **graph_kwargs)
 
 
 def _registry():
+    """Every registered net, marked slow where its entry says so (graph building and
+    tf2onnx's transpose optimizer, whose cost grows with the square of the node count,
+    dominate; for 100M+ parameter nets also ONNX Runtime's set-up and the weight copies)."""
     return [
-        pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name
-        for name in sorted(nets_factory.NETWORKS)
+        pytest.param(name, marks=pytest.mark.slow) if entry.slow else name
+        for name, entry in sorted(nets_factory.NETWORKS.items())
     ]
 
 

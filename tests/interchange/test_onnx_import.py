@@ -324,22 +324,17 @@ def test_finetuning_the_imported_model_lowers_the_loss(graph):
 
 # Registered nets covering plain convs + fc (lenet), LRN-free cifar convs (cifarnet),
 # depthwise convs and relu6 (mobilenet_v1_025), batch norm folded into residual convs
-# (resnet20_cifar) and concatenated branches (inception_v1 at its smallest size).
-ROUND_TRIP = {
-    "lenet": 28,
-    "cifarnet": 32,
-    "mobilenet_v1_025": 64,
-    "resnet20_cifar": 32,
-    "inception_v1": 224,
-}
+# (resnet20_cifar) and concatenated branches (inception_v1 at its smallest size). Each
+# runs at its default size up to 64 px, or at its entry's min_image_size if larger.
+ROUND_TRIP = ("cifarnet", "inception_v1", "lenet", "mobilenet_v1_025", "resnet20_cifar")
 
 
-@pytest.mark.parametrize("name", sorted(ROUND_TRIP))
+@pytest.mark.parametrize("name", ROUND_TRIP)
 def test_round_trip_through_onnx(name, perturb_constant_variables):
     """tfzoo net -> ONNX (tf2onnx) -> imported back: same outputs as TensorFlow."""
-    inference = export.build_inference_graph(
-        name, 10, ROUND_TRIP[name], export.input_channels(name)
-    )
+    entry = nets_factory.get_entry(name)
+    size = max(entry.min_image_size, min(entry.image_size, 64))
+    inference = export.build_inference_graph(name, 10, size, export.input_channels(name))
     with tf.Session(graph=inference.graph) as session:
         export.restore_weights(session)
         perturb_constant_variables(session)
@@ -382,6 +377,7 @@ def test_imported_model_trains_with_the_harness(tmp_path, monkeypatch, train):
     onnx.save(model, str(path))
     entry = onnx_import.network_entry(str(path), "cifarnet", image_size=32, output_name="logits")
     assert entry.image_size == 32 and entry.preprocessing == "cifarnet"
+    assert entry.channels == 3  # the ONNX input's, recorded in the registry entry
     monkeypatch.setitem(nets_factory.NETWORKS, "imported_cnn", entry)
     result = train(
         model_name="imported_cnn",

@@ -119,8 +119,9 @@ def main():
     rank = result["rank"]
     import numpy as np
 
-    arrays = {f"start/{k}": v for k, v in hook.start.items()}
-    arrays.update({f"end/{k}": v for k, v in hook.end_values.items()})
+    # A finished job (train_dir already at --stop_at_step) opens no session: no weights.
+    arrays = {f"start/{k}": v for k, v in (hook.start or {}).items()}
+    arrays.update({f"end/{k}": v for k, v in (hook.end_values or {}).items()})
     np.savez(os.path.join(out_dir, f"rank{rank}.npz"), **arrays)
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
         json.dump(

@@ -95,3 +95,22 @@ def test_empty_split_is_an_error(graph):
     labels = np.zeros([0], np.int64)
     with pytest.raises(ValueError, match="empty"):
         evaluate(logits, labels, batch_size=4)
+
+
+def test_constant_logits_score_chance_not_everything(graph):
+    # Every class ties: the top-k predictions are classes 0..k-1 (ties go to the lower
+    # index), so only labels 0 (top-1) and 0..4 (top-5) count, once each class appears.
+    logits = np.zeros([14, NUM_CLASSES], np.float32)
+    labels = np.arange(14, dtype=np.int64) % NUM_CLASSES
+    (metrics,) = evaluate(logits, labels, batch_size=4)
+    assert metrics["count"] == 14
+    assert metrics["top1"] == 2 / 14
+    assert metrics["top5"] == 10 / 14
+
+
+def test_a_tie_with_the_kth_logit_is_decided_by_index(graph):
+    # Classes 2 and 5 tie for the largest logit: top-1 is class 2 (the lower index) alone.
+    logits = np.tile(np.array([0, 0, 3, 0, 0, 3, 0], np.float32), [2, 1])
+    labels = np.array([2, 5], np.int64)
+    (metrics,) = evaluate(logits, labels, batch_size=2)
+    assert metrics["top1"] == 1 / 2 and metrics["top5"] == 1.0

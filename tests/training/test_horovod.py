@@ -38,11 +38,11 @@ EXACT = [
 ]
 
 
-def launch(out_dir, flags, np_=2, launcher="mpirun", env=None, check=True):
-    """Runs the driver on np_ ranks; returns (per-rank results, the CompletedProcess).
+def launch(out_dir, flags, np_=2, launcher="mpirun", driver=DRIVER, env=None, check=True):
+    """Runs `driver` on np_ ranks; returns (per-rank results, the CompletedProcess).
 
     env: more environment variables for every rank (the driver's TFZOO_TEST_* faults).
-    check: assert a zero exit status; with check=False a failed run returns (None, proc).
+    check: assert a zero exit status; with check=False the run returns (None, proc).
     """
     os.makedirs(out_dir, exist_ok=True)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT, **(env or {}))
@@ -68,11 +68,11 @@ def launch(out_dir, flags, np_=2, launcher="mpirun", env=None, check=True):
         cmd = [os.path.join(BIN, "horovodrun"), "--gloo", "-np", str(np_), "-H", f"localhost:{np_}"]
     else:
         cmd = []
-    cmd += [sys.executable, DRIVER, out_dir] + flags
+    cmd += [sys.executable, driver, out_dir] + flags
     proc = subprocess.run(
         cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT
     )
-    if not check and proc.returncode != 0:
+    if not check:
         return None, proc
     assert proc.returncode == 0, f"{launcher} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     ranks = []
@@ -192,6 +192,29 @@ def test_resume_and_finetune_start_every_rank_from_restored_weights(tmp_path):
     for k in saved:
         if not k.startswith("LeNet/fc4"):
             np.testing.assert_array_equal(starts[1][k], saved[k], err_msg=k)
+
+
+def test_finished_job_and_resume_mismatch_end_every_rank(tmp_path):
+    # Rank 0 alone reads train_dir; every rank learns the resume step and checkpoint shapes
+    # from it, so all ranks return (or fail) together instead of one waiting forever.
+    train_dir = str(tmp_path / "train")
+    flags = EXACT + ["--batch_size=4", f"--train_dir={train_dir}"]
+    launch(str(tmp_path / "first"), flags + ["--stop_at_step=2"])
+    before = sorted(os.listdir(train_dir))
+
+    finished, _ = launch(str(tmp_path / "again"), flags + ["--stop_at_step=2"])
+    assert [r["losses"] for r in finished] == [{}, {}]  # no step on any rank
+    assert sorted(os.listdir(train_dir)) == before
+
+    _, proc = launch(
+        str(tmp_path / "other"),
+        [f if f != "--num_classes=10" else "--num_classes=5" for f in flags] + ["--stop_at_step=4"],
+        check=False,
+    )
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert output.count(f"Cannot resume from {train_dir}/model.ckpt-2") >= 2  # both ranks
+    assert "LeNet/fc4/weights: model [1024, 5] vs checkpoint [1024, 10]" in output
 
 
 def test_uneven_files_and_split_never_hang_and_count_each_example_once(

@@ -301,3 +301,36 @@ def test_labels_offset_is_subtracted(tmp_path):
     )
     np.testing.assert_array_equal(labels, ids_from_pixels(images) - 1)
     assert labels.tolist() == [-1, 0, 1, 2, 3, 4]
+
+
+def test_caching_keeps_the_records_and_decodes_every_epoch(tmp_path):
+    # FastNN's datasets_use_caching caches the compressed records, not decoded pixels:
+    # the parser runs again in every epoch (it ran once per example with a decoded cache).
+    files = write_records(tmp_path / "c", [6])
+    calls = []
+
+    def counting_parse(serialized):
+        def count(x):
+            calls.append(1)
+            return x
+
+        serialized = tf.py_function(count, [serialized], tf.string)
+        return mnist.parse_fn(tf.ensure_shape(serialized, []))
+
+    spec = mnist_spec(files)._replace(parse_fn=counting_parse)
+    batches = read_batches(
+        lambda: build(
+            spec,
+            batch_size=3,
+            is_training=True,
+            shuffle_buffer_size=1,
+            num_preprocessing_threads=1,
+            num_parallel_batches=1,
+            prefetch_buffer_size=1,
+            use_caching=True,
+        )[0],
+        limit=6,  # 3 epochs of 6 examples
+    )
+    ids = np.concatenate([ids_from_pixels(images) for images, _ in batches])
+    assert sorted(ids) == sorted(list(range(6)) * 3)
+    assert len(calls) >= 18  # decoded in every epoch (prefetch may decode a few more)

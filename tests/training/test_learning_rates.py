@@ -168,9 +168,13 @@ def test_works_with_the_global_step_variable(params, graph):
 @pytest.mark.parametrize(
     "overrides, bad, valid",
     [
-        (dict(learning_rate_decay_type="cosine"), "cosine", "fixed, exponential, polynomial"),
+        (
+            dict(learning_rate_decay_type="cosine"),
+            "cosine",
+            "fixed, exponential, polynomial, linear, inverse_sqrt, noam",
+        ),
         (dict(decay_scheme="luong3"), "luong3", "luong234, luong5, luong10"),
-        (dict(warmup_steps=10, warmup_scheme="linear"), "linear", "t2t"),
+        (dict(warmup_steps=10, warmup_scheme="cosine"), "cosine", "t2t, linear"),
         (dict(lr_scaling="sqrt"), "sqrt", "linear, none"),
     ],
 )
@@ -188,3 +192,58 @@ def test_non_positive_steps_per_epoch(params, graph, steps_per_epoch):
         learning_rates.configure_learning_rate(
             params(), tf.train.get_or_create_global_step(), steps_per_epoch
         )
+
+
+def test_linear_decays_to_the_end_rate_at_the_last_step_after_linear_warmup(params):
+    # google's BERT: 0 -> BASE over 10 warmup steps, then linear to 0 at step 110.
+    got = schedule(
+        params,
+        [0, 5, 10, 60, 110, 200],
+        learning_rate_decay_type="linear",
+        warmup_steps=10,
+        warmup_scheme="linear",
+        end_learning_rate=0.0,
+        stop_at_step=110,
+    )
+    assert got == pytest.approx([0.0, BASE / 2, BASE, BASE / 2, 0.0, 0.0], abs=1e-7)
+
+
+def test_inverse_sqrt_warms_up_linearly_then_decays_with_the_root_of_the_step(params):
+    got = schedule(
+        params, [0, 50, 100, 400, 10000], learning_rate_decay_type="inverse_sqrt", warmup_steps=100
+    )
+    assert got == pytest.approx([0.0, BASE / 2, BASE, BASE / 2, BASE / 10], rel=1e-6)
+
+
+def test_noam_is_the_papers_formula(params):
+    d, warmup = 512, 4000
+    got = schedule(
+        params,
+        [1, 2000, 4000, 16000],
+        learning_rate=2.0,
+        learning_rate_decay_type="noam",
+        warmup_steps=warmup,
+        noam_hidden_size=d,
+    )
+    want = [2.0 * d**-0.5 * min(s**-0.5, s * warmup**-1.5) for s in [1, 2000, 4000, 16000]]
+    assert got == pytest.approx(want, rel=1e-5)
+    assert max(got) == got[2]  # the peak is at the end of warmup
+
+
+@pytest.mark.parametrize("decay_type", ["inverse_sqrt", "noam"])
+def test_warmup_schedules_need_warmup_steps(params, graph, decay_type):
+    with pytest.raises(ValueError, match=f"{decay_type} needs --warmup_steps"):
+        learning_rates.configure_learning_rate(
+            params(learning_rate_decay_type=decay_type), tf.train.get_or_create_global_step(), 10
+        )
+
+
+def test_register_schedule_extends_the_map(params):
+    learning_rates.register_schedule(
+        "halving_each_step", lambda base, step, *rest: base * tf.pow(0.5, step)
+    )
+    try:
+        got = schedule(params, [0, 1, 3], learning_rate_decay_type="halving_each_step")
+        assert got == pytest.approx([BASE, BASE / 2, BASE / 8])
+    finally:
+        del learning_rates.SCHEDULES["halving_each_step"]

@@ -17,6 +17,9 @@ LEARNING_RATES = {
     "momentum": 0.05,
     "sgd": 0.1,
     "rmsprop": 0.1,
+    "adamw": 0.3,
+    "adamweightdecay": 0.3,
+    "lamb": 0.3,
 }
 
 # The slot variables each optimizer keeps per trained variable (TF1 names).
@@ -28,10 +31,13 @@ SLOT_NAMES = {
     "momentum": {"momentum"},
     "sgd": set(),
     "rmsprop": {"rms", "momentum"},
+    "adamw": {"m", "v"},
+    "adamweightdecay": {"m", "v"},
+    "lamb": {"m", "v"},
 }
 
 
-def test_the_seven_optimizers_are_listed():
+def test_every_optimizer_is_listed():
     assert set(optimizers.OPTIMIZERS) == set(LEARNING_RATES)
 
 
@@ -144,8 +150,101 @@ def test_learning_rate_tensor_is_used(params, graph):
 
 def test_unknown_name_lists_the_valid_ones(params):
     with pytest.raises(ValueError) as err:
-        optimizers.configure_optimizer("lamb", 0.1, params())
+        optimizers.configure_optimizer("nadam", 0.1, params())
     message = str(err.value)
-    assert "'lamb'" in message
+    assert "'nadam'" in message
     for name in LEARNING_RATES:
         assert name in message
+
+
+def _adamw_reference(w, grads, lr, wd, b1, b2, eps, decays, bias_correction, trust_ratio):
+    """numpy AdamW / LAMB over successive gradients (google's BERT / the LAMB paper)."""
+    m = np.zeros_like(w)
+    v = np.zeros_like(w)
+    for t, g in enumerate(grads, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat, v_hat = (m / (1 - b1**t), v / (1 - b2**t)) if bias_correction else (m, v)
+        update = m_hat / (np.sqrt(v_hat) + eps)
+        if decays:
+            update = update + wd * w
+        ratio = 1.0
+        if trust_ratio and np.linalg.norm(w) > 0 and np.linalg.norm(update) > 0:
+            ratio = np.linalg.norm(w) / np.linalg.norm(update)
+        w = w - lr * ratio * update
+    return w
+
+
+@pytest.mark.parametrize("name", ["adamw", "lamb"])
+def test_decoupled_weight_decay_optimizers_match_their_definition(params, graph, name):
+    # Two variables: 'dense/kernel' decays (and, for LAMB, adapts); 'dense/bias' does neither.
+    rng = np.random.RandomState(0)
+    start = {"kernel": rng.randn(4).astype(np.float32), "bias": rng.randn(4).astype(np.float32)}
+    coef = {k: rng.randn(3, 4).astype(np.float32) for k in start}  # gradient of step t: coef[t]
+    lr, wd = 0.05, 0.1
+    flags = params(decoupled_weight_decay=wd, adam_beta1=0.8, adam_beta2=0.9, adamw_epsilon=1e-3)
+    step = tf.placeholder(tf.int32, [])
+    with tf.variable_scope("dense"):
+        weights = {k: tf.get_variable(k, initializer=v) for k, v in start.items()}
+    # Loss sum(c_t * w): the gradient of step t is exactly c_t.
+    loss = tf.add_n([tf.reduce_sum(tf.gather(coef[k], step) * w) for k, w in weights.items()])
+    optimizer = optimizers.configure_optimizer(name, lr, flags)
+    train = optimizer.minimize(loss)
+    assert {v.op.name for v in tf.global_variables()} >= {
+        "dense/kernel/adam_m",
+        "dense/kernel/adam_v",
+        "dense/bias/adam_m",
+    }  # google's BERT checkpoints name the moments so
+    with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
+        for t in range(3):
+            session.run(train, {step: t})
+        got = session.run(weights)
+    lamb = name == "lamb"
+    for key, decays in (("kernel", True), ("bias", False)):
+        want = _adamw_reference(
+            start[key], list(coef[key]), lr, wd, 0.8, 0.9, 1e-3, decays, lamb, lamb and decays
+        )
+        np.testing.assert_allclose(got[key], want, rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+@pytest.mark.parametrize("name", ["adamw", "lamb"])
+def test_sparse_gradients_update_like_dense_ones(params, graph, name):
+    # The gradient of an embedding lookup (IndexedSlices, a repeated id) and the same
+    # gradient given densely must move the table the same way.
+    table0 = np.arange(12, dtype=np.float32).reshape(4, 3) / 10.0
+    ids = tf.constant([1, 3, 1])
+    tables = []
+    for kind in ("sparse", "dense"):
+        with tf.variable_scope(kind):
+            table = tf.get_variable("embeddings", initializer=table0)
+        rows = tf.gather(table, ids) if kind == "sparse" else tf.matmul(tf.one_hot(ids, 4), table)
+        loss = tf.reduce_sum(rows * tf.constant([[1.0, -2.0, 0.5]]))
+        optimizer = optimizers.configure_optimizer(name, 0.1, params())
+        grads = optimizer.compute_gradients(loss, var_list=[table])
+        assert isinstance(grads[0][0], tf.IndexedSlices) == (kind == "sparse")
+        tables.append((table, optimizer.apply_gradients(grads)))
+    with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
+        for _ in range(2):
+            session.run([op for _, op in tables])
+        sparse, dense = session.run([t for t, _ in tables])
+    np.testing.assert_allclose(sparse, dense, rtol=1e-6)
+    assert not np.allclose(sparse, table0)
+
+
+def test_register_optimizer_extends_the_map(params, graph):
+    optimizers.register_optimizer(
+        "half_sgd", lambda lr, p: tf.train.GradientDescentOptimizer(lr / 2)
+    )
+    try:
+        weight = tf.get_variable("w", initializer=0.0)
+        train = optimizers.configure_optimizer("half_sgd", 0.5, params()).minimize(2.0 * weight)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            session.run(train)
+            assert session.run(weight) == pytest.approx(-0.5)
+        with pytest.raises(ValueError, match="already registered"):
+            optimizers.register_optimizer("half_sgd", lambda lr, p: None)
+    finally:
+        del optimizers.OPTIMIZERS["half_sgd"]

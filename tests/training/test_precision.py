@@ -419,3 +419,22 @@ def test_slots_stay_in_the_graph_when_eager_was_disabled_late(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "weights [0.8999999761581421, 1.899999976158142]" in proc.stdout
+
+
+def test_embedding_table_is_cast_after_the_lookup_not_whole(graph):
+    # Under the fp16 getter, a dense layer's kernel is cast on read, but an fp32 table is
+    # never cast whole: only the gathered [batch, dim] rows are.
+    getter = precision.master_weights_getter(tf.float16)
+    ids = tf.constant([[3, 0], [7, 3]])
+    with tf.variable_scope("model", custom_getter=getter):
+        table = tf.get_variable("embeddings", [1000, 16])
+        rows = precision.embedding_lookup(table, ids, tf.float16)
+        logits = slim.fully_connected(tf.reshape(rows, [2, 32]), 4)
+    assert table.dtype.base_dtype == tf.float32 and rows.dtype == tf.float16
+    assert logits.dtype == tf.float16
+    casts = [op for op in graph.get_operations() if op.type == "Cast"]
+    cast_shapes = [op.inputs[0].shape.as_list() for op in casts]
+    assert [1000, 16] not in cast_shapes, cast_shapes
+    assert [2, 2, 16] in cast_shapes  # the rows, after the gather
+    (grad,) = tf.gradients(tf.reduce_sum(tf.cast(logits, tf.float32)), [table])
+    assert isinstance(grad, tf.IndexedSlices) and grad.values.dtype == tf.float32

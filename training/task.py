@@ -1,0 +1,147 @@
+"""The task interface: what differs between model families, and THE map of tasks.
+
+TF Model Garden splits training into a task and a trainer; HetSeq names the extension
+points Task, Model, Dataset, Optimizer and LR scheduler. In tfzoo a `Task` owns what
+differs between families (image classification, translation, BERT, recommendation,
+graph learning):
+
+* its flags (`define_flags`, called once before flags are parsed);
+* its input: a `tf.data.Dataset` of feature dicts for (split, is_training, rank, size);
+* the model outputs, the loss (a total plus named parts for the log) and the training
+  metrics;
+* evaluation as sums of sufficient statistics: per batch the task returns tensors whose
+  sums over the whole split determine its metrics (correct counts, loss sums, n-gram
+  match counts for BLEU, score histograms for AUC). The trainer accumulates them, sums
+  them over ranks with one allreduce, so each example counts exactly once, and hands the
+  totals back to `metrics_from_sums`;
+* how many examples (and tokens) a batch holds, for the throughput log;
+* its export signature.
+
+The trainer (training/trainer.py) owns everything else, once, for every task: precision
+(fp32 master weights, loss scaling), Horovod (optimizer wrap, broadcast, LR scaling,
+rank-0 I/O), accumulation, clipping, EMA, optimizers and schedules, hooks, checkpoints,
+resume, finetune restore rules, evaluation during training and summaries. A task holds
+no loop and no session.
+
+Add a task: subclass `Task` in the family's module, then one line in its family's map
+or `register_task("name", MyTask)`.
+"""
+
+import collections
+
+InputData = collections.namedtuple("InputData", ["dataset", "num_examples", "description"])
+InputData.__doc__ = """The input of one rank for one split.
+
+dataset: a tf.data.Dataset of dicts of batched feature tensors. Training streams repeat
+    forever (every rank runs the same number of steps); evaluation streams make one pass,
+    with this rank's disjoint share of the split, the last partial batch kept.
+num_examples: examples in the whole split (all ranks), for epochs and schedules; None
+    when unknown.
+description: a sentence for the log (e.g. how the files were sharded over ranks).
+"""
+
+Losses = collections.namedtuple("Losses", ["total", "parts"])
+Losses.__doc__ = """The training loss of one batch.
+
+total: scalar float32, what the optimizer minimises (regularisation included).
+parts: dict name -> scalar float32 tensor, logged and summarised (e.g. cross_entropy).
+"""
+
+ExportSignature = collections.namedtuple("ExportSignature", ["inputs", "outputs"])
+ExportSignature.__doc__ = """What an exported model takes and returns.
+
+inputs: dict name -> tf.placeholder (any dtype and shape: float images, int32 ids, masks).
+outputs: dict name -> tensor, built from those placeholders with is_training=False.
+"""
+
+
+class Task:
+    """Base class of every task; subclasses override what their family needs.
+
+    Methods receive `params`, the parsed flags (an object with the flags as attributes),
+    so a task reads its own flag group and the shared ones the same way.
+    """
+
+    #: Name in the task registry and in --task.
+    name = None
+
+    @classmethod
+    def define_flags(cls, flags_module):
+        """Defines this task's own absl flags (called once, before parsing)."""
+
+    def build_inputs(self, params, split, is_training, rank, size, batch_size, seed):
+        """Returns the InputData of this rank for `split`."""
+        raise NotImplementedError
+
+    def build_model(self, features, params, is_training, compute_dtype):
+        """Builds the model on a batch of `features`; returns a dict of output tensors.
+
+        Called under the trainer's fp32-master-weight getter when compute_dtype is fp16
+        or bf16: cast float inputs to compute_dtype, look embeddings up with
+        precision.embedding_lookup, and return fp32 logits.
+        """
+        raise NotImplementedError
+
+    def build_losses(self, features, outputs, params):
+        """Returns the Losses of one batch (fp32)."""
+        raise NotImplementedError
+
+    def train_metrics(self, features, outputs):
+        """Dict name -> scalar tensor of this batch for the training log (e.g. accuracy)."""
+        return {}
+
+    def eval_statistics(self, features, outputs):
+        """Dict name -> tensor of this batch, whose sums over the split give the metrics.
+
+        Every tensor must have the same static shape on every batch (scalars, or vectors
+        such as a histogram). Include "count", the examples of the batch.
+        """
+        raise NotImplementedError
+
+    def metrics_from_sums(self, sums):
+        """Dict name -> float from the totals of eval_statistics (numpy values)."""
+        raise NotImplementedError
+
+    def batch_counts(self, features):
+        """Dict unit -> scalar tensor: what one batch holds, e.g. {"examples": n, "tokens": t}.
+
+        The step log reports each unit per second, summed over ranks.
+        """
+        raise NotImplementedError
+
+    def export_signature(self, params):
+        """The ExportSignature of the serving model (built in a fresh graph)."""
+        raise NotImplementedError
+
+    def finetune_exclude_scopes(self, params):
+        """Scopes excluded from a finetune restore by default (e.g. a new head)."""
+        return []
+
+
+TASKS = {}
+
+
+def register_task(name, task_class):
+    """Adds `task_class` (a Task subclass) to THE map of tasks under `name`."""
+    if name in TASKS and TASKS[name] is not task_class:
+        raise ValueError(f"Task {name!r} is already registered as {TASKS[name].__name__}")
+    if not (isinstance(task_class, type) and issubclass(task_class, Task)):
+        raise TypeError(f"register_task({name!r}, ...) needs a Task subclass, got {task_class!r}")
+    TASKS[name] = task_class
+    return task_class
+
+
+def get_task(name, valid=None):
+    """Instantiates the task `name`.
+
+    Args:
+        name: a registered task name.
+        valid: optional subset of names an entry point serves (e.g. the NLP tasks).
+
+    Raises:
+        ValueError: unknown name, listing the valid ones.
+    """
+    names = [n for n in TASKS if valid is None or n in valid]
+    if name not in names:
+        raise ValueError(f"Unknown task {name!r}; expected one of: {', '.join(sorted(names))}")
+    return TASKS[name]()
