@@ -269,7 +269,8 @@ def define_flags():
         "lr_scaling",
         "linear",
         ["linear", "none"],
-        "How the learning rate scales with the number of Horovod ranks.",
+        "How the learning rate scales with the number of Horovod ranks: linear = times the "
+        "ranks, with --allreduce_op=average only (sum and adasum warn and do not scale).",
     )
 
     # ---------------------------------------------------------------- optimizer
@@ -411,11 +412,25 @@ def define_flags():
     f.DEFINE_enum(
         "gradient_compression", "none", ["none", "fp16"], "Horovod allreduce compression."
     )
-    f.DEFINE_enum("allreduce_op", "average", ["average", "sum", "adasum"], "Horovod reduction.")
+    f.DEFINE_enum(
+        "allreduce_op",
+        "average",
+        ["average", "sum", "adasum"],
+        "How the gradients combine over Horovod ranks: average (mean), sum, or adasum "
+        "(Adaptive Summation; a power-of-2 number of ranks).",
+    )
     f.DEFINE_integer(
         "backward_passes_per_step",
         1,
-        "Horovod: local gradient accumulation steps before each allreduce.",
+        "Micro-steps (batches per rank) whose gradients accumulate into one update, with "
+        "or without Horovod; the global step counts updates.",
+    )
+    f.DEFINE_enum(
+        "accumulation_reduction",
+        "mean",
+        ["mean", "sum"],
+        "How the --backward_passes_per_step micro-step gradients combine: mean (as one "
+        "step on a k times larger batch) or sum.",
     )
     f.DEFINE_integer(
         "fusion_threshold_mb",

@@ -146,8 +146,9 @@ def train(extra_hooks=()):
     )
     num_classes = (FLAGS.num_classes or spec.num_classes) - FLAGS.labels_offset
     num_samples = FLAGS.num_sample_per_epoch or spec.num_samples
-    global_batch = FLAGS.batch_size * dist.size
-    # Horovod: an epoch is measured over the global batch of all ranks.
+    # Horovod: an epoch is measured over the global batch of all ranks; an update (a global
+    # step) consumes --backward_passes_per_step batches on every rank.
+    global_batch = FLAGS.batch_size * dist.size * FLAGS.backward_passes_per_step
     steps_per_epoch = max(num_samples // global_batch, 1)
     last_step = resolve_last_step(num_samples, global_batch)
     if FLAGS.num_epochs is not None:
@@ -273,16 +274,37 @@ def train(extra_hooks=()):
         "lr": lr,
     }
     if loss_scale_opt is not None:
-        log_tensors["loss_scale"] = loss_scale_opt.scale
-        log_tensors["skipped_steps"] = loss_scale_opt.skipped_steps
+        with tf.control_dependencies([train_op]):  # read after this step's update
+            log_tensors["loss_scale"] = tf.identity(loss_scale_opt.scale.read_value())
+            log_tensors["skipped_steps"] = tf.identity(loss_scale_opt.skipped_steps.read_value())
         tf.summary.scalar("loss_scale", loss_scale_opt.scale)
+    # Rank 0 keeps the newest checkpoint whose next loss was seen finite (NaN stops name it).
+    good_checkpoints = hooks.LastGoodCheckpoint(FLAGS.train_dir) if dist.is_chief else None
     run_hooks = [
-        hooks.NanLossHook(mean_loss, step_after, FLAGS.train_dir),  # first: before any saver
+        # First: before any saver. Horovod: on the mean loss and the update's finiteness
+        # agreed over ranks, so every rank stops at the same step.
+        hooks.NanLossHook(
+            mean_loss,
+            step_after,
+            update_finite=step.update_finite,
+            stop_on_skipped_update=loss_scale_opt is None,
+            good_checkpoints=good_checkpoints,
+        ),
         tf.train.StopAtStepHook(last_step=last_step),
     ]
     broadcast = dist.broadcast_hook()  # Horovod: same start on every rank, after restore too
     if broadcast:
         run_hooks.append(broadcast)
+    # Horovod: every rank checks the (identical) weights on rank 0's save steps, before it saves.
+    run_hooks.append(
+        hooks.FiniteWeightsHook(
+            tf.trainable_variables(),
+            step_after,
+            FLAGS.save_checkpoints_steps,
+            global_step,
+            good_checkpoints,
+        )
+    )
     eval_hook = None
     if FLAGS.eval_every_n_steps:
         eval_hook = make_eval_hook(entry, num_classes, compute, dist, step_after, global_step)
@@ -290,17 +312,25 @@ def train(extra_hooks=()):
     logger = None
     if "LoggingTensorHook" in run_hooks_named:
         logger = hooks.StepLoggingHook(
-            log_tensors, FLAGS.log_every_n_steps, global_batch, global_step, log=dist.is_chief
+            log_tensors,
+            FLAGS.log_every_n_steps,
+            global_batch,
+            global_step,
+            log=dist.is_chief,
+            runs_per_step=FLAGS.backward_passes_per_step,
         )
         run_hooks.append(logger)
     if dist.is_chief and "CheckpointSaverHook" in run_hooks_named:
-        # After the NaN guard in the list, so a step with a NaN loss is never saved.
+        # After the NaN guards in the list, so a step with a NaN loss is never saved.
         run_hooks.append(
             tf.train.CheckpointSaverHook(
                 FLAGS.train_dir,
                 save_steps=FLAGS.save_checkpoints_steps,
                 scaffold=scaffold,
-                listeners=[hooks.FiniteWeightsListener(tf.trainable_variables(), FLAGS.train_dir)],
+                listeners=[
+                    hooks.FiniteWeightsListener(tf.trainable_variables(), FLAGS.train_dir),
+                    good_checkpoints,
+                ],
             )
         )
     profiles = FLAGS.profile_every_n_steps and "ProfilerHook" in run_hooks_named

@@ -45,3 +45,10 @@ def test_shell_scripts_parse():
     for path in scripts:
         proc = subprocess.run(["bash", "-n", path], capture_output=True, text=True)
         assert proc.returncode == 0, f"{path}: {proc.stderr}"
+
+
+def test_slurm_launch_kills_the_job_when_one_task_fails():
+    with open(os.path.join(ROOT, "scripts", "launch", "train_slurm.sbatch")) as f:
+        text = f.read()
+    srun = re.search(r"^(?:launch )?srun .*", text, re.M)
+    assert srun and re.search(r"(--kill-on-bad-exit=1|-K1?)\b", srun.group(0)), srun

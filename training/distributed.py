@@ -2,8 +2,8 @@
 
 Horovod is imported only for a launched run, so a plain `python train_image_classifiers.py`
 needs no Horovod and starts faster. Everything the rest of tfzoo needs from the
-distribution layer goes through `Distributed`: rank and size, the optimizer wrapper, the
-broadcast hook and sums over ranks.
+distribution layer goes through `Distributed`: rank and size, the gradient reduction,
+agreement of a flag over ranks, the broadcast hook and sums over ranks.
 """
 
 import os
@@ -12,6 +12,10 @@ from slim_compat import tf
 
 # Environment variables that a launcher sets for every rank it starts.
 # SLURM_STEP_NUM_TASKS is set by srun for its job step (not in the batch script itself).
+# --allreduce_op and --gradient_compression values.
+REDUCTIONS = ("average", "sum", "adasum")
+COMPRESSIONS = ("none", "fp16")
+
 _LAUNCHER_SIZE_VARS = (
     "HOROVOD_SIZE",
     "OMPI_COMM_WORLD_SIZE",
@@ -48,32 +52,75 @@ class Distributed:
         """Rank 0 alone writes checkpoints, summaries and info logs."""
         return self.rank == 0
 
-    def wrap_optimizer(
-        self, optimizer, compression="none", op="average", backward_passes_per_step=1
-    ):
-        """Horovod: average (or sum / adasum) the gradients over ranks at every step."""
-        if self.hvd is None:
-            if backward_passes_per_step != 1:
-                raise ValueError(
-                    "backward_passes_per_step > 1 needs a Horovod run (mpirun / horovodrun); "
-                    f"got {backward_passes_per_step} in a single process"
-                )
-            return optimizer
-        hvd = self.hvd
-        compressions = {"none": hvd.Compression.none, "fp16": hvd.Compression.fp16}
-        ops = {"average": hvd.Average, "sum": hvd.Sum, "adasum": hvd.Adasum}
-        if compression not in compressions:
+    def check_reduction(self, op="average", compression="none"):
+        """Raises ValueError for an allreduce op or compression that this run cannot do."""
+        if op not in REDUCTIONS:
             raise ValueError(
-                f"Unknown gradient_compression {compression!r}; expected one of: none, fp16"
+                f"Unknown allreduce_op {op!r}; expected one of: {', '.join(REDUCTIONS)}"
             )
-        if op not in ops:
-            raise ValueError(f"Unknown allreduce_op {op!r}; expected one of: average, sum, adasum")
-        return hvd.DistributedOptimizer(
-            optimizer,
-            compression=compressions[compression],
-            op=ops[op],
-            backward_passes_per_step=backward_passes_per_step,
+        if compression not in COMPRESSIONS:
+            raise ValueError(
+                f"Unknown gradient_compression {compression!r}; "
+                f"expected one of: {', '.join(COMPRESSIONS)}"
+            )
+        if op == "adasum" and self.size & (self.size - 1):
+            # Horovod's CPU Adasum combines ranks pairwise (recursive halving).
+            raise ValueError(
+                f"--allreduce_op=adasum needs a power-of-2 number of ranks; this run has "
+                f"{self.size}: use average or sum, or launch 1, 2, 4, 8... ranks"
+            )
+
+    def reduce_gradients(self, grads, op="average", compression="none"):
+        """Horovod: combines each rank's gradients into the gradients every rank applies.
+
+        tfzoo calls the allreduce itself instead of wrapping the optimizer in
+        hvd.DistributedOptimizer: Horovod 0.28.1's TF1 Adasum optimizer never reaches its
+        allreduce (horovod/horovod#1729, its apply_gradients bypasses the delta exchange),
+        and gradient accumulation, loss scaling and the NaN guard need the reduction at a
+        point tfzoo chooses (training/train_op.py).
+
+        Args:
+            grads: list of dense tensors or tf.IndexedSlices (no None).
+            op: 'average' (mean over ranks), 'sum' or 'adasum' (Maleki et al. 2021,
+                "Adaptive Summation": the sum for orthogonal gradients, the mean for equal
+                ones). Adasum has no sparse form, so IndexedSlices become dense for it.
+                tfzoo combines the gradients with Adasum, before the optimizer; Horovod's
+                TF1 optimizer meant to combine each rank's weight delta after it. For SGD
+                the two agree (Adasum scales with its inputs); for momentum or Adam they
+                differ.
+            compression: 'none' or 'fp16' (halves the bytes sent; dense tensors only).
+
+        Returns:
+            The reduced gradients, identical on every rank; `grads` itself in one process.
+        """
+        self.check_reduction(op, compression)
+        if self.hvd is None:
+            return list(grads)
+        hvd = self.hvd
+        hvd_op = {"average": hvd.Average, "sum": hvd.Sum, "adasum": hvd.Adasum}[op]
+        hvd_compression = {"none": hvd.Compression.none, "fp16": hvd.Compression.fp16}[compression]
+        reduced = []
+        with tf.name_scope("allreduce_gradients"):
+            for g in grads:
+                if isinstance(g, tf.IndexedSlices) and op == "adasum":
+                    g = tf.convert_to_tensor(g)
+                # Horovod: IndexedSlices are allgathered (values and indices), dense
+                # tensors allreduced; every rank gets the same result.
+                reduced.append(hvd.allreduce(g, op=hvd_op, compression=hvd_compression))
+        return reduced
+
+    def all_ranks_true(self, flag, name=None):
+        """True on every rank iff `flag` (a scalar bool) is true on every rank.
+
+        Horovod: the minimum over ranks, so every rank takes the same branch of a decision
+        (apply or skip an update, change the loss scale, stop) even if their own flags differ.
+        """
+        if self.hvd is None:
+            return tf.identity(flag, name=name)
+        failed = self.hvd.allreduce(
+            tf.cast(tf.logical_not(flag), tf.float32), op=self.hvd.Max, name=name
         )
+        return tf.equal(failed, 0.0)
 
     def broadcast_hook(self):
         """Horovod: start every rank from rank 0's weights, after init AND after restore."""

@@ -1,7 +1,13 @@
-"""Session hooks of the training loop: step log with img/s, NaN guard, evaluation, profiler."""
+"""Session hooks of the training loop: step log with img/s, NaN guards, evaluation.
+
+The NaN guards stop every rank together: they act on values that are the same on every
+rank (the loss averaged over ranks, the update's finiteness agreed over ranks, weights
+that every rank holds identically), on the same steps.
+"""
 
 import contextlib
 import math
+import os
 import time
 
 from absl import logging
@@ -20,33 +26,43 @@ class StepLoggingHook(tf.train.SessionRunHook):
     The tensors are fetched only on logging steps, so the other steps pay nothing. With
     Horovod the loss and accuracy are averages over ranks (an allreduce), so EVERY rank
     runs this hook and fetches on the same steps; only the rank with `log=True` prints.
-    Images per second counts the global batch, measured between two logs.
+    Images per second counts the global batch of an update, measured between two logs.
+    With `runs_per_step` = k > 1 (gradient accumulation) the global step advances on every
+    k-th run only; the hook logs on those runs, with the loss of the last micro-batch.
     """
 
-    def __init__(self, tensors, every_n_steps, global_batch_size, global_step, log=True):
+    def __init__(
+        self, tensors, every_n_steps, global_batch_size, global_step, log=True, runs_per_step=1
+    ):
         self._tensors = tensors  # name -> tensor; must include 'step' (read after the update)
         self._every_n = max(1, int(every_n_steps))
-        self._global_batch = global_batch_size
+        self._global_batch = global_batch_size  # examples of one update, all ranks
         self._global_step = global_step
         self._log = log
-        self._next_step = None
+        self._runs_per_step = max(1, int(runs_per_step))
+        self._start_step = None
+        self._runs = 0
         self._last = None  # (time, step) of the previous log
         self.history = []  # (step, values dict) of every logged step
 
     def after_create_session(self, session, coord):
-        self._next_step = int(session.run(self._global_step)) + 1
+        self._start_step = int(session.run(self._global_step))
+        self._runs = 0
 
     def _logs(self, step):
         return self._last is None or step % self._every_n == 0
 
+    def _next_run_updates(self):
+        return (self._runs + 1) % self._runs_per_step == 0
+
     def before_run(self, run_context):
-        if self._logs(self._next_step):
+        step = self._start_step + (self._runs + 1) // self._runs_per_step
+        if self._next_run_updates() and self._logs(step):
             return tf.train.SessionRunArgs(self._tensors)
         return None
 
     def after_run(self, run_context, run_values):
-        step = self._next_step
-        self._next_step += 1
+        self._runs += 1
         if run_values.results is None:
             return
         values = dict(run_values.results)
@@ -65,31 +81,166 @@ class StepLoggingHook(tf.train.SessionRunHook):
             logging.info("step %d: %s%s", step, "  ".join(parts), rate)
 
 
+_ADVICE = "Try a lower --learning_rate, --max_gradient_norm, or --precision=fp32."
+
+
+class LastGoodCheckpoint(tf.train.CheckpointSaverListener):
+    """Knows the newest checkpoint of train_dir whose next loss was seen finite.
+
+    A checkpoint written at step N can already hold weights whose loss at step N+1 is
+    NaN/inf (weights blown up but finite), so a checkpoint counts as good only once the
+    loss computed from it was finite: NanLossHook calls `loss_was_finite` after every
+    finite loss. The record is the checkpoint state file `good_checkpoint` beside the
+    Saver's `checkpoint` (tf.train.get_checkpoint_state(train_dir, 'good_checkpoint')), so
+    it survives resumes. When a run stops on a NaN, `point_resume_at_it` makes the Saver's
+    state name the good checkpoint, so auto-resume restores it; no file is deleted.
+    Rank 0 alone (it writes the checkpoints) holds one.
+    """
+
+    STATE_FILE = "good_checkpoint"
+
+    def __init__(self, train_dir):
+        self._dir = train_dir
+        self._pending = None  # saved, its next loss not seen yet
+
+    def after_save(self, session, global_step_value):
+        self._pending = tf.train.latest_checkpoint(self._dir)
+
+    def loss_was_finite(self):
+        """The loss computed from the last saved weights was finite: they are good."""
+        if self._pending:
+            good = os.path.relpath(self._pending, self._dir)
+            tf.train.update_checkpoint_state(
+                self._dir, good, all_model_checkpoint_paths=[good], latest_filename=self.STATE_FILE
+            )
+            self._pending = None
+
+    def path(self):
+        """The last good checkpoint still on disk, or None."""
+        state = tf.train.get_checkpoint_state(self._dir, latest_filename=self.STATE_FILE)
+        if state is None or not tf.train.checkpoint_exists(state.model_checkpoint_path):
+            return None
+        return state.model_checkpoint_path
+
+    def point_resume_at_it(self):
+        """Makes train_dir's `checkpoint` state name the good checkpoint; returns it (or None).
+
+        The later, bad checkpoints stay on disk and in the state's list.
+        """
+        good = self.path()
+        if good is None:
+            return None
+        state = tf.train.get_checkpoint_state(self._dir)
+        # The state lists the latest last: the good one moves to the end.
+        paths = [p for p in (state.all_model_checkpoint_paths if state else []) if p != good]
+        paths.append(good)
+        tf.train.update_checkpoint_state(
+            self._dir,
+            os.path.relpath(good, self._dir),
+            all_model_checkpoint_paths=[os.path.relpath(p, self._dir) for p in paths],
+        )
+        return good
+
+
+def _stop(problem, good_checkpoints, train_dir=None):
+    """The NanLossError to raise on every rank; rank 0 first points resume at the good one."""
+    if good_checkpoints is None and train_dir:
+        last = tf.train.latest_checkpoint(train_dir) or "none yet"
+    elif good_checkpoints is None:
+        last = "named in rank 0's message"
+    else:
+        last = good_checkpoints.point_resume_at_it()
+        last = f"{last} (a resume on this --train_dir starts from it)" if last else "none yet"
+    error = NanLossError(
+        f"{problem}: training stopped on every rank, nothing saved for this step. "
+        f"Last good checkpoint: {last}. {_ADVICE}"
+    )
+    logging.error("%s", error)
+    return error
+
+
 class NanLossHook(tf.train.SessionRunHook):
     """Stops the run when the loss is NaN/inf, BEFORE any saver of this step runs.
 
     Put it first in the hook list: hooks' after_run are called in order, so raising here
-    keeps the checkpoint saver from writing the broken weights; the last good checkpoint
-    stays the latest one in train_dir.
+    keeps the checkpoint saver from writing the broken weights. `loss` must be the loss
+    averaged over ranks (an allreduce every step), so a NaN on any rank stops every rank at
+    the same step and none is left waiting in an allreduce. Without loss scaling
+    (`stop_on_skipped_update`), an update whose gradients were inf/NaN on some rank
+    (`update_finite`, agreed over ranks) stops the run too, before its weights are saved.
     """
 
-    def __init__(self, loss, step, train_dir):
-        self._loss = loss
-        self._step = step
-        self._train_dir = train_dir
+    def __init__(
+        self,
+        loss,
+        step,
+        train_dir=None,
+        update_finite=None,
+        stop_on_skipped_update=False,
+        good_checkpoints=None,
+    ):
+        self._train_dir = train_dir  # named in the message when no good_checkpoints is kept
+        self._fetches = {"loss": loss, "step": step}
+        if update_finite is not None:
+            self._fetches["update_finite"] = update_finite
+        self._stop_on_skip = stop_on_skipped_update
+        self._good = good_checkpoints
 
     def before_run(self, run_context):
-        return tf.train.SessionRunArgs([self._loss, self._step])
+        return tf.train.SessionRunArgs(self._fetches)
 
     def after_run(self, run_context, run_values):
-        loss, step = run_values.results
+        loss, step = run_values.results["loss"], run_values.results["step"]
         if not math.isfinite(loss):
-            last = tf.train.latest_checkpoint(self._train_dir) if self._train_dir else None
-            raise NanLossError(
-                f"Loss is {loss} at step {step}: training stopped, nothing saved for this step. "
-                f"Last good checkpoint: {last or 'none yet'}. Try a lower --learning_rate, "
-                f"--max_gradient_norm, or --precision=fp32."
+            raise _stop(f"Loss is {loss} at step {step}", self._good, self._train_dir)
+        if self._good is not None:
+            self._good.loss_was_finite()
+        if self._stop_on_skip and not run_values.results.get("update_finite", True):
+            raise _stop(
+                f"Gradients hold NaN/inf at step {step} on at least one rank (loss {loss:.4g})",
+                self._good,
+                self._train_dir,
             )
+
+
+class FiniteWeightsHook(tf.train.SessionRunHook):
+    """Stops every rank when the trainable weights hold NaN/inf, checked before each save.
+
+    Every rank runs it on the same steps (those where the checkpoint saver of rank 0
+    saves: every `every_n_steps` from the start step, and at the end) on weights that are
+    the same on every rank, so all ranks stop together and none is left in an allreduce.
+    Put it before the saver in the hook list.
+    """
+
+    def __init__(self, variables, step, every_n_steps, global_step, good_checkpoints=None):
+        self._step = step
+        self._every_n = int(every_n_steps)
+        self._global_step = global_step
+        self._good = good_checkpoints
+        self._last = None
+        with tf.name_scope("finite_weights_check"):
+            self._finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables])
+
+    def after_create_session(self, session, coord):
+        self._last = int(session.run(self._global_step))  # after the broadcast hook
+
+    def before_run(self, run_context):
+        return tf.train.SessionRunArgs(self._step)
+
+    def after_run(self, run_context, run_values):
+        step = int(run_values.results)
+        if self._every_n and step >= self._last + self._every_n:
+            self._check(run_context.session, step)
+
+    def end(self, session):
+        step = int(session.run(self._global_step))
+        if step != self._last:
+            self._check(session, step)
+
+    def _check(self, session, step):
+        self._last = step
+        if not session.run(self._finite):
+            raise _stop(f"Weights hold NaN/inf at step {step}", self._good)
 
 
 class FiniteWeightsListener(tf.train.CheckpointSaverListener):
@@ -145,19 +296,25 @@ class EvaluationHook(tf.train.SessionRunHook):
         self._errors_named = errors_named
         self._writer = None
         self._last_step = None
+        self._seen_step = None  # the step after the previous run
         self.results = []  # (step, metrics dict)
 
     def begin(self):
         if self._summary_dir and self._is_chief:
             self._writer = tf.summary.FileWriterCache.get(self._summary_dir)
 
+    def after_create_session(self, session, coord):
+        self._seen_step = int(session.run(self._global_step))  # after the broadcast hook
+
     def before_run(self, run_context):
         return tf.train.SessionRunArgs(self._step)
 
     def after_run(self, run_context, run_values):
         step = int(run_values.results)
-        if step % self._every_n == 0:
+        # With gradient accumulation the step holds for several runs: evaluate once.
+        if step != self._seen_step and step % self._every_n == 0:
             self._evaluate(run_context.session, step)
+        self._seen_step = step
 
     def end(self, session):
         step = int(session.run(self._global_step))

@@ -17,6 +17,8 @@ A task family adds a schedule with `register_schedule(name, fn, has_warmup)`.
 import collections
 import math
 
+from absl import logging
+
 from slim_compat import tf
 
 DECAY_SCHEMES = ("luong234", "luong5", "luong10")
@@ -133,11 +135,14 @@ def configure_learning_rate(params, global_step, steps_per_epoch, num_ranks=1):
         params: object with the learning-rate flags as attributes: learning_rate,
             learning_rate_decay_type, end_learning_rate, learning_rate_decay_factor,
             num_epochs_per_decay, warmup_steps, warmup_scheme, decay_scheme,
-            stop_at_step, lr_scaling, noam_hidden_size.
+            stop_at_step, lr_scaling, allreduce_op, noam_hidden_size.
         global_step: the global step tensor.
         steps_per_epoch: optimizer steps in one epoch over the global batch (> 0).
         num_ranks: data-parallel ranks; with params.lr_scaling == 'linear' the rate is
-            multiplied by it (Goyal et al. 2017, "Accurate, Large Minibatch SGD").
+            multiplied by it (Goyal et al. 2017, "Accurate, Large Minibatch SGD") when the
+            gradients are averaged over ranks (allreduce_op 'average'). With 'sum' the
+            gradient already grows with the ranks, and Adasum adapts its own combination,
+            so the rate is not scaled: a warning says so.
 
     Returns:
         A scalar float32 tensor.
@@ -161,6 +166,16 @@ def configure_learning_rate(params, global_step, steps_per_epoch, num_ranks=1):
     scaling = getattr(params, "lr_scaling", "linear")
     _check("lr_scaling", scaling, ("linear", "none"))
 
+    op = getattr(params, "allreduce_op", "average")
+    if scaling == "linear" and op != "average" and num_ranks > 1:
+        logging.warning(
+            "--lr_scaling=linear scales the learning rate only with --allreduce_op=average; "
+            "with --allreduce_op=%s the rate stays %g on %d ranks",
+            op,
+            params.learning_rate,
+            num_ranks,
+        )
+        scaling = "none"
     base_lr = params.learning_rate * (num_ranks if scaling == "linear" else 1)
     step = tf.cast(global_step, tf.float32)
     # Decay is measured from the end of warmup, so warmup and decay compose.

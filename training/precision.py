@@ -91,11 +91,37 @@ def parse_loss_scale(value):
     return scale
 
 
+def all_finite(grads):
+    """A scalar bool: every value of every gradient (dense or IndexedSlices) is finite.
+
+    Computed as the finiteness of the sum of all values: an inf or NaN anywhere makes the
+    sum inf or NaN, and one fp32 reduction costs less than an element-wise test. Finite
+    values whose sum overflows fp32 (a gradient beyond ~1e38) count as an overflow too.
+    """
+    values = [g.values if isinstance(g, tf.IndexedSlices) else g for g in grads if g is not None]
+    if not values:
+        return tf.constant(True)
+    return tf.math.is_finite(tf.add_n([tf.reduce_sum(tf.cast(v, tf.float32)) for v in values]))
+
+
+def apply_if_finite(finite, apply_fn):
+    """Runs the update `apply_fn()` builds only when `finite`; returns the op.
+
+    The optimizer creates its slots inside the cond branch, under init_scope, which lifts
+    them to the innermost graph explicitly entered, else to the context TF started in:
+    eager, when eager execution was disabled after TF was first used (the entry points
+    under app.run). Entering the graph keeps the slots in it.
+    """
+    with tf.get_default_graph().as_default():
+        return tf.cond(finite, lambda: tf.group(apply_fn()), tf.no_op)
+
+
 class LossScaleOptimizer(tf.train.Optimizer):
     """Wraps an optimizer with loss scaling; skips the update when a gradient overflows.
 
-    Wrap it AROUND Horovod's DistributedOptimizer: the allreduced gradients are identical
-    on every rank, so every rank sees the same inf/NaN and skips the same step.
+    With several ranks, training/train_op.py reduces the gradients over ranks first and
+    passes `finite` agreed over ranks to apply_gradients, so every rank skips the same
+    steps and keeps the same scale.
 
     The global step advances on skipped steps too, so step counts and the data each rank
     consumes stay aligned. Two variables record the state: `loss_scale/scale` and
@@ -148,30 +174,38 @@ class LossScaleOptimizer(tf.train.Optimizer):
                 out.append((g * tf.cast(inv, g.dtype), v))
         return out
 
-    def apply_gradients(self, grads_and_vars, global_step=None, name=None):
+    def apply_gradients(self, grads_and_vars, global_step=None, name=None, finite=None):
+        """Applies the update unless a gradient is inf/NaN; then updates the scale.
+
+        Args:
+            grads_and_vars: the unscaled gradients (as reduced over ranks).
+            global_step: incremented by one, on a skipped step too.
+            name: of the returned op.
+            finite: a scalar bool saying the gradients are finite, agreed over ranks by the
+                caller (training/train_op.py); None: computed here from `grads_and_vars`.
+        """
         grads_and_vars = list(grads_and_vars)
-        grads = [
-            g.values if isinstance(g, tf.IndexedSlices) else g
-            for g, _ in grads_and_vars
-            if g is not None
-        ]
-        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+        if finite is None:
+            finite = all_finite([g for g, _ in grads_and_vars])
         self.last_step_finite = finite
-
-        def apply():
-            return self._optimizer.apply_gradients(grads_and_vars)
-
-        # The wrapped optimizer creates its slots inside the cond branch, under init_scope,
-        # which lifts them to the innermost graph explicitly entered, else to the context TF
-        # started in: eager, when eager execution was disabled after TF was first used (the
-        # entry points under app.run). Entering the graph keeps the slots in it.
-        with tf.get_default_graph().as_default():
-            update = tf.cond(finite, lambda: tf.group(apply()), tf.no_op)
+        update = apply_if_finite(finite, lambda: self._optimizer.apply_gradients(grads_and_vars))
         with tf.control_dependencies([update]):
-            state = [self._update_scale(finite)]
+            state = [self.update_scale(finite)]
             if global_step is not None:
                 state.append(tf.assign_add(global_step, 1))
         return tf.group(*state, name=name or "loss_scaled_update")
+
+    @property
+    def inner_optimizer(self):
+        """The wrapped optimizer, which applies the unscaled gradients."""
+        return self._optimizer
+
+    def update_scale(self, finite):
+        """The op counting a skip and halving / growing the scale after this update.
+
+        `finite` must be the same on every rank (all ranks then keep the same scale).
+        """
+        return self._update_scale(finite)
 
     def _update_scale(self, finite):
         skipped = tf.assign_add(self.skipped_steps, tf.cast(tf.logical_not(finite), tf.int64))

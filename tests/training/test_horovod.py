@@ -8,9 +8,11 @@ waits forever in an allreduce fails the test instead of hanging it.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -36,9 +38,14 @@ EXACT = [
 ]
 
 
-def launch(out_dir, flags, np_=2, launcher="mpirun", driver=DRIVER, check=True):
+def launch(out_dir, flags, np_=2, launcher="mpirun", driver=DRIVER, env=None, check=True):
+    """Runs `driver` on np_ ranks; returns (per-rank results, the CompletedProcess).
+
+    env: more environment variables for every rank (the driver's TFZOO_TEST_* faults).
+    check: assert a zero exit status; with check=False the run returns (None, proc).
+    """
     os.makedirs(out_dir, exist_ok=True)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT, **(env or {}))
     if launcher == "mpirun":
         cmd = [
             "mpirun",
@@ -55,6 +62,8 @@ def launch(out_dir, flags, np_=2, launcher="mpirun", driver=DRIVER, check=True):
             "-x",
             "PYTHONPATH",
         ]
+        for name in extra_env_names(env):
+            cmd += ["-x", name]
     elif launcher == "horovodrun":
         cmd = [os.path.join(BIN, "horovodrun"), "--gloo", "-np", str(np_), "-H", f"localhost:{np_}"]
     else:
@@ -73,6 +82,10 @@ def launch(out_dir, flags, np_=2, launcher="mpirun", driver=DRIVER, check=True):
         info["weights"] = dict(np.load(os.path.join(out_dir, f"rank{r}.npz")))
         ranks.append(info)
     return ranks, proc
+
+
+def extra_env_names(env):
+    return sorted(k for k in env if k.startswith("TFZOO_TEST_"))
 
 
 def assert_same_weights(a, b, rtol=0.0, atol=0.0):
@@ -232,6 +245,201 @@ def test_uneven_files_and_split_never_hang_and_count_each_example_once(
         assert all(m["count"] == 37 for _, m in r["eval"])
     assert ranks[0]["eval"] == ranks[1]["eval"]
     assert_same_weights(ranks[0]["weights"], ranks[1]["weights"])
+
+
+def end_weights(rank):
+    return {k[4:]: v for k, v in rank["weights"].items() if k.startswith("end/")}
+
+
+def start_weights(rank):
+    return {k[6:]: v for k, v in rank["weights"].items() if k.startswith("start/")}
+
+
+def assert_trained(rank):
+    start, end = start_weights(rank), end_weights(rank)
+    assert any(not np.array_equal(start[k], end[k]) for k in start if k.startswith("LeNet"))
+
+
+@pytest.mark.parametrize("op", ["average", "sum", "adasum"])
+def test_every_allreduce_op_trains_both_ranks_to_identical_weights(tmp_path, op):
+    # Horovod 0.28.1's TF1 Adasum optimizer never communicated: ranks drifted apart.
+    flags = [f for f in EXACT if not f.startswith("--lr_scaling")]
+    ranks, proc = launch(
+        str(tmp_path / op),
+        flags
+        + [
+            "--batch_size=4",
+            "--stop_at_step=3",
+            f"--allreduce_op={op}",
+            "--lr_scaling=linear",
+            f"--train_dir={tmp_path}/{op}/rank{{rank}}",
+        ],
+    )
+    assert_same_weights(end_weights(ranks[0]), end_weights(ranks[1]))
+    assert_trained(ranks[0])
+    # --lr_scaling=linear doubles the rate on 2 ranks for average only; sum and adasum warn.
+    lrs = {v["lr"] for v in ranks[0]["log"].values()}
+    if op == "average":
+        assert lrs and all(lr == pytest.approx(0.006) for lr in lrs)
+        assert "scales the learning rate only with --allreduce_op=average" not in proc.stderr
+    else:
+        assert lrs and all(lr == pytest.approx(0.003) for lr in lrs)
+        assert f"only with --allreduce_op=average; with --allreduce_op={op}" in proc.stderr
+
+
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_fp16_overflow_on_one_rank_is_skipped_by_both(tmp_path, accumulation):
+    # Rank 1's loss is 1e4 times larger on one run: its fp16 gradients overflow, rank 0's
+    # do not. The other runs' losses are scaled by 1e-3 (lr x 1e3 compensates), so lenet's
+    # gradients never overflow the default scale 2**15 by themselves. With accumulation
+    # the overflow comes on the first micro-step of update 2, not its communication step.
+    overflow_run = 1 if accumulation == 1 else 2
+    ranks, _ = launch(
+        str(tmp_path / "o"),
+        [f for f in EXACT if not f.startswith("--learning_rate=")]
+        + [
+            "--learning_rate=3",
+            "--precision=fp16",
+            "--batch_size=4",
+            "--stop_at_step=4",
+            f"--backward_passes_per_step={accumulation}",
+            f"--train_dir={tmp_path}/o/rank{{rank}}",
+        ],
+        env={
+            "TFZOO_TEST_OVERFLOW": f"1:{overflow_run}",
+            "TFZOO_TEST_LOSS_BASE": "1e-3",
+            "TFZOO_TEST_LOSS_FACTOR": "1e4",
+        },
+    )
+    for r in ranks:
+        end = end_weights(r)
+        # Update 2 skipped on both ranks, and the scale halved once, on both.
+        assert end["loss_scale/skipped_steps"] == 1, r["rank"]
+        assert end["loss_scale/scale"] == 2.0**14, r["rank"]
+        steps = sorted(r["log"], key=int)
+        assert steps == ["1", "2", "3", "4"]  # the global step counts updates
+        assert [r["log"][s]["skipped_steps"] for s in steps] == [0, 1, 1, 1]
+        assert [r["log"][s]["loss_scale"] for s in steps] == [2.0**15] + [2.0**14] * 3
+        assert_trained(r)
+    agreed = ("loss", "loss_scale", "skipped_steps")
+    for s in ranks[0]["log"]:
+        assert {k: ranks[0]["log"][s][k] for k in agreed} == {
+            k: ranks[1]["log"][s][k] for k in agreed
+        }
+    assert_same_weights(end_weights(ranks[0]), end_weights(ranks[1]))
+
+
+def test_accumulation_on_two_ranks_equals_one_process_on_the_whole_batch(tmp_path):
+    # 2 ranks x 2 micro-steps x 4 examples, averaged: one update on the same 16 examples.
+    two, _ = launch(
+        str(tmp_path / "two"),
+        EXACT
+        + [
+            "--batch_size=4",
+            "--backward_passes_per_step=2",
+            "--stop_at_step=3",
+            f"--train_dir={tmp_path}/two/rank{{rank}}",
+        ],
+    )
+    one, _ = launch(
+        str(tmp_path / "one"),
+        EXACT + ["--batch_size=16", "--stop_at_step=3", f"--train_dir={tmp_path}/one/rank0"],
+        np_=1,
+        launcher="none",
+    )
+    assert_same_weights(end_weights(two[0]), end_weights(two[1]))
+    assert_same_weights(end_weights(two[0]), end_weights(one[0]), rtol=1e-4, atol=1e-6)
+    assert sorted(two[0]["losses"], key=int) == ["1", "2", "3"]  # updates, not micro-steps
+
+
+def checkpoint_step(path):
+    return int(path.rsplit("-", 1)[1])
+
+
+@pytest.mark.parametrize(
+    "learning_rate, problem",
+    [
+        # Step 1 blows the weights up to ~1e20, still finite: checkpoint 1 is written, and
+        # the loss it gives at step 2 is inf (the weight decay term overflows).
+        ("1e20", "Loss is inf at step 2"),
+        # Step 1 makes the weights inf: the weight check before the save stops both ranks.
+        ("1e38", "Weights hold NaN/inf at step 1"),
+    ],
+)
+def test_nan_stops_every_rank_and_names_a_checkpoint_that_resumes(tmp_path, learning_rate, problem):
+    train_dir = str(tmp_path / "train")
+    flags = [f for f in EXACT if not f.startswith("--learning_rate=")]
+    _, proc = launch(
+        str(tmp_path / "nan"),
+        flags
+        + [
+            f"--learning_rate={learning_rate}",
+            "--batch_size=4",
+            "--stop_at_step=50",
+            "--save_checkpoints_steps=1",
+            f"--train_dir={train_dir}",
+        ],
+        check=False,
+    )
+    assert proc.returncode != 0
+    messages = re.findall(
+        rf"{re.escape(problem)}\b.*?training stopped.*?Last good checkpoint: (\S+?)\.?\s",
+        proc.stderr,
+    )
+    named = {m for m in messages if os.path.isabs(m)}  # rank 0's
+    assert len(named) == 1, proc.stderr[-3000:]
+    (good,) = named
+    assert tf_checkpoint_exists(good)
+    # The named checkpoint is what auto-resume on this train_dir restores ...
+    assert tf_latest_checkpoint(train_dir) == good
+
+    # ... and resuming from it with a sane rate trains with a finite loss.
+    start = checkpoint_step(good)
+    ranks, _ = launch(
+        str(tmp_path / "resume"),
+        flags + ["--batch_size=4", f"--stop_at_step={start + 4}", f"--train_dir={train_dir}"],
+        np_=1,
+        launcher="none",
+    )
+    losses = ranks[0]["losses"]
+    assert sorted(losses, key=int) == [str(s) for s in range(start + 1, start + 5)]
+    assert all(np.isfinite(v) for v in losses.values())
+
+    # Rank 1 stopped by itself at the same step (neither hung nor torn down by a Horovod
+    # shutdown), and referred to rank 0's message.
+    assert "named" in messages
+    assert "Horovod has been shut down" not in proc.stderr
+    if learning_rate == "1e20":
+        # Checkpoint 1 holds finite weights whose next loss was inf: kept on disk, unnamed.
+        assert start == 0
+        assert tf_checkpoint_exists(os.path.join(train_dir, "model.ckpt-1"))
+
+
+def test_a_killed_rank_ends_the_whole_job_quickly(tmp_path):
+    out = tmp_path / "k"
+    _, proc = launch(
+        str(out),
+        EXACT + ["--batch_size=4", "--stop_at_step=100000", f"--train_dir={out}/rank{{rank}}"],
+        env={"TFZOO_TEST_KILL": "1:3"},
+        check=False,
+    )
+    ended = time.time()
+    assert proc.returncode != 0
+    killed = float((out / "killed_at").read_text())
+    assert ended - killed < 60, f"mpirun ran {ended - killed:.0f} s after rank 1 was killed"
+    assert "signal 9" in proc.stdout + proc.stderr
+
+
+def tf_checkpoint_exists(path):
+    from slim_compat import tf
+
+    return tf.train.checkpoint_exists(path)
+
+
+def tf_latest_checkpoint(d):
+    from slim_compat import tf
+
+    return tf.train.latest_checkpoint(d)
 
 
 @pytest.fixture(autouse=True)

@@ -140,6 +140,17 @@ def test_linear_scaling_multiplies_by_the_number_of_ranks(params):
     assert one_rank == pytest.approx(unscaled, rel=1e-6)
 
 
+@pytest.mark.parametrize("op", ["sum", "adasum"])
+def test_linear_scaling_only_with_averaged_gradients(params, op, caplog):
+    fixed = dict(learning_rate_decay_type="fixed", lr_scaling="linear")
+    averaged = schedule(params, [0], num_ranks=4, allreduce_op="average", **fixed)
+    assert averaged == pytest.approx([4 * BASE])
+    assert "scales the learning rate only" not in caplog.text
+    # Summed gradients already grow with the ranks; Adasum adapts: warned, not scaled.
+    assert schedule(params, [0], num_ranks=4, allreduce_op=op, **fixed) == pytest.approx([BASE])
+    assert f"only with --allreduce_op=average; with --allreduce_op={op}" in caplog.text
+
+
 def test_works_with_the_global_step_variable(params, graph):
     global_step = tf.train.get_or_create_global_step()
     lr = learning_rates.configure_learning_rate(
