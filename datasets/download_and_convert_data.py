@@ -9,6 +9,8 @@
     python datasets/download_and_convert_data.py --dataset_name=image_folder \\
         --dataset_dir=/data/pets-records --source=/data/pets --validation_fraction=0.2
     python datasets/download_and_convert_data.py --dataset_name=sklearn_digits --dataset_dir=/tmp/digits
+    python datasets/download_and_convert_data.py --dataset_name=text_classification \\
+        --dataset_dir=/data/man-sections --source=/data/man/classification --vocab_file=vocab.txt
 
 Each converter writes {name}_{split}-{i:05d}-of-{n:05d}.tfrecord shards, labels.txt and
 split_sizes.json into --dataset_dir; the module of each names the raw files it expects.
@@ -40,6 +42,7 @@ from datasets import (  # noqa: E402  (after the sys.path fix above)
     download_and_convert_imagenet,
     download_and_convert_mnist,
     download_and_convert_sklearn_digits,
+    download_and_convert_text_classification,
 )
 
 # name -> (convert function, its default shard count, fixed keyword arguments)
@@ -79,6 +82,11 @@ CONVERTERS = {
         download_and_convert_sklearn_digits.DEFAULT_NUM_SHARDS,
         {},
     ),
+    "text_classification": (
+        download_and_convert_text_classification.convert,
+        download_and_convert_text_classification.DEFAULT_NUM_SHARDS,
+        {},
+    ),
 }
 
 
@@ -97,6 +105,14 @@ def convert_dataset(dataset_name, dataset_dir, num_shards=None, **kwargs):
     return convert(dataset_dir, num_shards=num_shards or default_num_shards, **fixed, **kwargs)
 
 
+def _bool(value):
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         description="Build tfrecords for tfzoo from raw dataset files already on disk."
@@ -107,7 +123,7 @@ def parse_args(argv):
         "--source",
         default=None,
         help="raw input: archive or folder (default: looked for in --dataset_dir; "
-        "required for image_folder)",
+        "required for image_folder and text_classification, a folder of train.tsv, dev.tsv...)",
     )
     parser.add_argument(
         "--num_shards",
@@ -150,6 +166,24 @@ def parse_args(argv):
         default=None,
         help="imagenet: the validation labels file (default: looked for in --source)",
     )
+    parser.add_argument(
+        "--vocab_file",
+        default=None,
+        help="text_classification: the google vocab.txt to tokenize with (required)",
+    )
+    parser.add_argument(
+        "--do_lower_case",
+        type=_bool,
+        default=True,
+        help="text_classification: true for an uncased vocabulary (lower-case, strip "
+        "accents), false for cased",
+    )
+    parser.add_argument(
+        "--max_seq_length",
+        type=int,
+        default=download_and_convert_text_classification.DEFAULT_MAX_SEQ_LENGTH,
+        help="text_classification: tokens per record, [CLS] and [SEP]s included",
+    )
     return parser.parse_args(argv)
 
 
@@ -163,6 +197,9 @@ def main(argv=None):
         "num_validation": args.num_validation,
         "validation_fraction": args.validation_fraction,
         "validation_labels": args.validation_labels,
+        "vocab_file": args.vocab_file,
+        "do_lower_case": args.do_lower_case,
+        "max_seq_length": args.max_seq_length,
     }
     if args.source is not None:
         options["source"] = args.source
