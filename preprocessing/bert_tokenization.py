@@ -8,11 +8,12 @@ converter:
   and pre-tokenizer) and writes it as google-research/bert's `vocab.txt`: one token per
   line, the line number is the id, [PAD] = 0, then `num_unused` [unusedN] slots (99 by
   default, so [UNK], [CLS], [SEP], [MASK] get google's ids 100-103), the learned word
-  starts and "##" continuations. `tokenizers` rather than tensorflow-text's
-  `bert_vocab_from_dataset`: tensorflow-text is built for one TensorFlow version each
-  (it would pin this project's TensorFlow a second time and has no wheel for every
-  release), and its learner is pure Python over a tf.data pipeline, while the `tokenizers`
-  trainer is compiled Rust and learns a vocabulary of the man-page corpus in seconds.
+  starts and "##" continuations, in a canonical order so the same text gives the same
+  ids. Why `tokenizers` rather than tensorflow-text's `bert_vocab_from_dataset`: each
+  tensorflow-text release is a native build for one TensorFlow minor version that it
+  pins, one more large package to move in lockstep with TensorFlow; and its learner is
+  pure Python over a tf.data pipeline, while the `tokenizers` trainer is compiled Rust
+  and learns an 8k vocabulary of the man-page corpus in seconds.
 * `FullTokenizer(vocab_file, do_lower_case)` tokenizes as google-research/bert's
   FullTokenizer does, for any google `vocab.txt`: a basic pass (drop control characters
   and U+0000 / U+FFFD, turn whitespace into spaces, put spaces around CJK ideographs,
@@ -337,12 +338,23 @@ def learn_wordpiece_vocab(
     tokens = [token for token, _ in by_id]
     if tokens[: len(special)] != special:
         raise AssertionError(f"the trainer did not put the special tokens first: {tokens[:8]}")
+    # The trainer's order of the continuation alphabet and of equally frequent merges
+    # changes from run to run (Rust hash maps); the set does not. WordPiece does not
+    # depend on the order, so write a canonical one: ids are then the same every run.
+    tokens = special + sorted(tokens[len(special) :], key=_canonical_order)
     os.makedirs(os.path.dirname(os.path.abspath(vocab_file)), exist_ok=True)
     partial = vocab_file + ".partial"
     with open(partial, "w", encoding="utf-8") as f:
         f.write("".join(token + "\n" for token in tokens))
     os.replace(partial, vocab_file)
     return tokens
+
+
+def _canonical_order(token):
+    """Single characters, then "##" + a character, then word starts, then continuations."""
+    is_continuation = token.startswith(CONTINUATION_PREFIX)
+    body = token[len(CONTINUATION_PREFIX) :] if is_continuation else token
+    return (len(body) > 1, is_continuation, token)
 
 
 def _has_text(path):
