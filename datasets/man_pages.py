@@ -158,6 +158,15 @@ def read_roff(path):
         return f.read()
 
 
+def _first_request(source):
+    """The first line of roff source that is not blank or a comment (.\\" or '\\")."""
+    for line in source.split(b"\n", 50)[:50]:
+        line = line.strip()
+        if line and not line.startswith((b'.\\"', b"'\\\"", b".\\#")):
+            return line
+    return b""
+
+
 def render_command(renderer, path, width=DEFAULT_WIDTH):
     """(argv, environment overrides) rendering one page file to plain UTF-8 text."""
     if renderer == "groff":
@@ -180,8 +189,9 @@ def render_page(path, renderer="groff", width=DEFAULT_WIDTH):
         source = read_roff(path)
     except (OSError, EOFError) as e:
         return "failed", f"{path}: unreadable ({type(e).__name__}: {e})"
-    if source.lstrip().startswith(b".so "):
-        return "redirect", source.split(b"\n", 1)[0].decode("utf-8", "replace")
+    first = _first_request(source)
+    if first.startswith(b".so "):
+        return "redirect", first.decode("utf-8", "replace")
     argv, env = render_command(renderer, path, width)
     environment = dict(os.environ, LC_ALL="C.UTF-8", **env)
     try:
@@ -248,7 +258,7 @@ def split_sentences(paragraph):
     for match in _SENTENCE_END_RE.finditer(paragraph):
         end = match.end(1)
         before = paragraph[start:end].rstrip("\"')]")
-        if before.lower().endswith(_ABBREVIATIONS) or re.search(r"\b[A-Za-z]\.$", before):
+        if before.lower().endswith(_ABBREVIATIONS) or re.search(r"(?:^|\s)[A-Z]\.$", before):
             continue  # "e.g. Foo", "J. Smith"
         sentences.append(paragraph[start:end].strip())
         start = match.end()
@@ -333,6 +343,7 @@ def build_corpus(
         "pages_installed": len(pages),
         "symlinks_skipped": symlinks,
         "pages_tried": len(sample),
+        "tried_per_section": {},
         "redirects_skipped": 0,
         "failed": 0,
         "failures": [],
@@ -346,6 +357,8 @@ def build_corpus(
     corpus_path = os.path.join(output_dir, CORPUS_FILENAME)
     with open(corpus_path + ".partial", "w", encoding="utf-8") as corpus:
         for section, name, status, detail, parsed in results:
+            tried = stats["tried_per_section"]
+            tried[section] = tried.get(section, 0) + 1
             if status == "redirect":
                 stats["redirects_skipped"] += 1
                 continue
