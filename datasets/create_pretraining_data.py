@@ -495,6 +495,11 @@ def create_pretraining_data(
     rng = random.Random(random_seed)
     rng.shuffle(documents)
     num_validation = int(round(len(documents) * validation_fraction))
+    if num_validation >= len(documents):
+        raise ValueError(
+            f"validation_fraction {validation_fraction} of {len(documents)} document(s) in "
+            f"{', '.join(input_files)} leaves none for training"
+        )
     split_documents = {"train": documents[num_validation:]}
     if num_validation:
         split_documents["validation"] = documents[:num_validation]

@@ -380,6 +380,12 @@ def test_bad_input_is_a_clear_error(tmp_path, corpus):
             cpd.create_pretraining_data(
                 corpus_file, vocab_file, str(tmp_path / "out"), **{option: value}
             )
+    one_document = tmp_path / "one.txt"
+    one_document.write_text("d0s0w1 d0s0w2\nd0s1w1\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="validation_fraction 0.6 of 1 document.* leaves none"):
+        cpd.create_pretraining_data(
+            str(one_document), vocab_file, str(tmp_path / "out"), validation_fraction=0.6
+        )
     assert not os.path.exists(tmp_path / "out" / "split_sizes.json")
 
 
