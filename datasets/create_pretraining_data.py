@@ -176,7 +176,7 @@ def _tokenize_lines(lines):
 
 
 def tokenize_documents(documents, vocab_file, do_lower_case=True, num_workers=2):
-    """Documents of text lines -> documents of int32 id arrays, empty sentences and documents dropped.
+    """Documents of text lines -> documents of int32 id arrays (empty sentences, documents dropped).
 
     Tokenizes in a spawn-started process pool of num_workers (1: in this process).
     """

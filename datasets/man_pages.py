@@ -1,4 +1,4 @@
-"""The manual pages installed on this machine as an English corpus, and a classification task on them.
+"""The manual pages installed here as an English corpus, and a classification task on them.
 
 Every Debian machine with man-db has a few thousand manual pages under /usr/share/man
 (gzip'd roff in man1..man8). This module renders each page to plain text with groff

@@ -94,7 +94,7 @@ def _char_class(char):
 
 @functools.lru_cache(maxsize=65536)
 def is_punctuation(char):
-    """True for the characters BERT splits off: ASCII symbols (even $ ^ ` which Unicode calls S*) and Unicode P*."""
+    """True for what BERT splits off: ASCII symbols (even $ ^ `, Unicode S*) and Unicode P*."""
     cp = ord(char)
     if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
         return True

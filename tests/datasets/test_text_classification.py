@@ -1,4 +1,4 @@
-"""Tests for datasets/download_and_convert_text_classification.py: TSV -> google classifier records."""
+"""Tests for datasets/download_and_convert_text_classification.py: TSV -> classifier records."""
 
 import json
 import os

@@ -1,4 +1,4 @@
-"""Tests for preprocessing/bert_tokenization.py: google's FullTokenizer rules, vocab checks and learning.
+"""Tests for preprocessing/bert_tokenization.py: google's tokenizer rules, vocab checks, learning.
 
 The tokenizer is checked twice: against hand-written expectations of each rule, and
 against the `tokenizers` library's BertWordPieceTokenizer (an independent Rust
