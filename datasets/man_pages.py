@@ -36,6 +36,8 @@ import subprocess
 import sys
 import time
 
+from tqdm import tqdm
+
 MAN_ROOT = "/usr/share/man"
 SECTIONS = ("1", "2", "3", "4", "5", "6", "7", "8")
 SECTION_NAMES = {
@@ -328,11 +330,12 @@ def build_corpus(
     sample = balanced_sample(pages, max_pages)
     tasks = [(section, name, path, renderer, width) for section, name, path in sample]
     started = time.perf_counter()
+    progress = {"total": len(tasks), "desc": "man pages", "unit": " pages", "file": sys.stderr}
     if num_workers <= 1:
-        results = [_render_and_parse(task) for task in tasks]
+        results = [_render_and_parse(task) for task in tqdm(tasks, **progress)]
     else:
         with multiprocessing.get_context("spawn").Pool(num_workers) as pool:
-            results = pool.map(_render_and_parse, tasks, chunksize=8)
+            results = list(tqdm(pool.imap(_render_and_parse, tasks, chunksize=8), **progress))
     render_seconds = time.perf_counter() - started
 
     os.makedirs(os.path.join(output_dir, CLASSIFICATION_DIRNAME), exist_ok=True)
