@@ -82,6 +82,9 @@ _TYPOGRAPHY = str.maketrans(
         "\u2022": "*",
         "\u27e8": "<",
         "\u27e9": ">",
+        # tbl's box-drawing rules (U+2500-U+257F) would make words of thousands of
+        # characters: they become spaces.
+        **{chr(cp): " " for cp in range(0x2500, 0x2580)},
     }
 )
 # A sentence ends at . ! ? (maybe closed by a quote or bracket) before a space and a

@@ -63,6 +63,39 @@ def test_render_real_pages(installed):
         assert "\t" not in row[0] + row[1] and "\n" not in row[0] + row[1]
 
 
+BOXED_PAGE = """.TH BOXED 1 "2026" "tfzoo" "Test Pages"
+.SH NAME
+boxed \\- a page with a table
+.SH DESCRIPTION
+The table below has \\(lqrules\\(rq.
+.TS
+allbox;
+l l.
+alpha\tbeta
+gamma\tdelta
+.TE
+After the table.
+"""
+
+
+def test_tables_lose_their_rules_and_quotes_become_ascii(tmp_path):
+    path = tmp_path / "boxed.1.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(BOXED_PAGE.encode("utf-8"))
+    status, text = man_pages.render_page(str(path))
+    assert status == "ok", text
+    assert not any(0x2500 <= ord(c) < 0x2580 for c in text)  # no box-drawing words
+    assert dict(man_pages.parse_sections(text)) == {
+        "NAME": ["boxed - a page with a table"],
+        "DESCRIPTION": [
+            'The table below has "rules".',
+            "alpha beta",
+            "gamma delta",
+            "After the table.",
+        ],
+    }
+
+
 def test_both_renderers_agree_on_the_words(installed):
     path = installed.get(("1", "ls")) or next(iter(installed.values()))
     texts = [man_pages.render_page(path, renderer)[1] for renderer in man_pages.RENDERERS]
