@@ -313,6 +313,19 @@ def test_same_seed_same_bytes_and_stale_shards_are_refused(tmp_path, corpus):
     )
     assert len(shards(tmp_path / "a")) == 2 and shards(tmp_path / "a") == shards(tmp_path / "b")
     assert shards(tmp_path / "a") != shards(tmp_path / "c")
+    # Resumable: a re-run after an interruption (one shard and split_sizes.json missing)
+    # keeps the complete shards and writes the missing one identically.
+    written = shards(tmp_path / "a")
+    first, second = sorted(written)
+    mtime = os.stat(tmp_path / "a" / first).st_mtime_ns
+    os.remove(tmp_path / "a" / second)
+    os.remove(tmp_path / "a" / "split_sizes.json")
+    cpd.create_pretraining_data(
+        corpus_file, vocab_file, str(tmp_path / "a"), random_seed=5, **options
+    )
+    assert shards(tmp_path / "a") == written
+    assert os.stat(tmp_path / "a" / first).st_mtime_ns == mtime
+    assert os.path.exists(tmp_path / "a" / "split_sizes.json")
     # A re-run with other options does not mix its shards with the old ones.
     with pytest.raises(ValueError, match="--overwrite"):
         cpd.create_pretraining_data(
@@ -412,7 +425,6 @@ def test_command_line(tmp_path, corpus, capsys):
     assert "nothing*.txt" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_parallel_workers_write_the_same_records(tmp_path, corpus):
     # Tokenization and shard writing in two spawned processes give the bytes of one.
     corpus_file, vocab_file, _ = corpus
