@@ -152,6 +152,25 @@ def test_max_pages_takes_every_section_first(tmp_path, man_tree):
     assert stats["tried_per_section"] == {section: 1 for section in sections}
 
 
+def test_exclude_leaves_pages_out(tmp_path, man_tree):
+    root, installed = man_tree
+    stats = man_pages.build_corpus(
+        str(tmp_path), man_root=root, num_workers=1, exclude=("man*", "l?")
+    )
+    names = {name for _, name in installed}
+    gone = {n for n in names if n.startswith("man") or len(n) == 2 and n[0] == "l"}
+    assert gone and stats["excluded"] == len(gone)
+    kept = set()
+    for split in man_pages.SPLITS:
+        with open(
+            tmp_path / man_pages.CLASSIFICATION_DIRNAME / f"{split}.tsv", encoding="utf-8"
+        ) as f:
+            kept |= {line.split()[0].rstrip(",") for line in f}
+    assert kept == names - gone
+    with pytest.raises(ValueError, match=r"exclude=\['\*'\] leaves none"):
+        man_pages.build_corpus(str(tmp_path), man_root=root, exclude=("*",))
+
+
 def test_balanced_sample():
     pages = [("1", f"a{i}", f"/m/a{i}") for i in range(50)] + [
         ("3", "x", "/m/x"),
