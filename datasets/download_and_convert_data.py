@@ -13,6 +13,8 @@
         --dataset_dir=/data/gettext_de
     python datasets/download_and_convert_data.py --dataset_name=translation \\
         --dataset_dir=/data/my_pairs --source=/data/train.en,/data/train.de
+    python datasets/download_and_convert_data.py --dataset_name=text_classification \\
+        --dataset_dir=/data/man-sections --source=/data/man/classification --vocab_file=vocab.txt
 
 Each converter writes {name}_{split}-{i:05d}-of-{n:05d}.tfrecord shards, labels.txt and
 split_sizes.json into --dataset_dir; the module of each names the raw files it expects.
@@ -46,6 +48,7 @@ from datasets import (  # noqa: E402  (after the sys.path fix above)
     download_and_convert_imagenet,
     download_and_convert_mnist,
     download_and_convert_sklearn_digits,
+    download_and_convert_text_classification,
     download_and_convert_translation,
     gettext_catalogs,
     parallel_text,
@@ -98,6 +101,11 @@ CONVERTERS = {
         download_and_convert_translation.DEFAULT_NUM_SHARDS,
         {},
     ),
+    "text_classification": (
+        download_and_convert_text_classification.convert,
+        download_and_convert_text_classification.DEFAULT_NUM_SHARDS,
+        {},
+    ),
 }
 
 
@@ -116,6 +124,14 @@ def convert_dataset(dataset_name, dataset_dir, num_shards=None, **kwargs):
     return convert(dataset_dir, num_shards=num_shards or default_num_shards, **fixed, **kwargs)
 
 
+def _bool(value):
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         description="Build tfrecords for tfzoo from raw dataset files already on disk."
@@ -128,7 +144,8 @@ def parse_args(argv):
         help="raw input: archive or folder (default: looked for in --dataset_dir; "
         "required for image_folder); translation: a TSV file, 'SOURCE_FILE,TARGET_FILE' or "
         "a folder of {train,dev,test}.tsv / .{source_language} + .{language} files; "
-        "gettext: the locale directory (default /usr/share/locale)",
+        "gettext: the locale directory (default /usr/share/locale); text_classification: a "
+        "folder of train.tsv, dev.tsv...",
     )
     parser.add_argument(
         "--num_shards",
@@ -211,6 +228,24 @@ def parse_args(argv):
         default=gettext_catalogs.DEFAULT_MIN_WORDS,
         help="gettext: words per side a pair needs, at least",
     )
+    parser.add_argument(
+        "--vocab_file",
+        default=None,
+        help="text_classification: the google vocab.txt to tokenize with (required)",
+    )
+    parser.add_argument(
+        "--do_lower_case",
+        type=_bool,
+        default=True,
+        help="text_classification: true for an uncased vocabulary (lower-case, strip "
+        "accents), false for cased",
+    )
+    parser.add_argument(
+        "--max_seq_length",
+        type=int,
+        default=download_and_convert_text_classification.DEFAULT_MAX_SEQ_LENGTH,
+        help="text_classification: tokens per record, [CLS] and [SEP]s included",
+    )
     return parser.parse_args(argv)
 
 
@@ -230,6 +265,9 @@ def main(argv=None):
         "dev_fraction": args.dev_fraction,
         "test_fraction": args.test_fraction,
         "min_words": args.min_words,
+        "vocab_file": args.vocab_file,
+        "do_lower_case": args.do_lower_case,
+        "max_seq_length": args.max_seq_length,
     }
     if args.source is not None:
         options["source"] = args.source

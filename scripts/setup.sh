@@ -22,7 +22,10 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/tfzoo"
 log() { echo "[setup] $*" >&2; }
 
 # ---------------------------------------------------------------- 1. Debian packages
-DEB_PACKAGES=(libopenmpi-dev openmpi-bin g++ make cmake git libtcmalloc-minimal4)
+# man-db, groff-base: render the manual pages (the BERT corpus); manpages, manpages-dev: its
+# sections 2-7 (system calls, library calls, files, overviews).
+DEB_PACKAGES=(libopenmpi-dev openmpi-bin g++ make cmake git libtcmalloc-minimal4
+  man-db groff-base manpages manpages-dev)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
