@@ -561,14 +561,6 @@ def create_pretraining_data(
     return split_sizes, stats
 
 
-def _bool(value):
-    if value.lower() in ("1", "true", "yes"):
-        return True
-    if value.lower() in ("0", "false", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
-
-
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         description="Write BERT pretraining tfrecords (masked LM + next sentence) from raw "
@@ -579,7 +571,7 @@ def parse_args(argv):
     parser.add_argument("--output_dir", required=True, help="folder to write the shards to")
     parser.add_argument(
         "--do_lower_case",
-        type=_bool,
+        type=sharded_conversion.boolean_argument,
         default=True,
         help="true for an uncased vocabulary (lower-case, strip accents), false for cased",
     )
@@ -615,7 +607,7 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--do_whole_word_mask",
-        type=_bool,
+        type=sharded_conversion.boolean_argument,
         default=False,
         help="mask all the WordPiece pieces of a word together",
     )

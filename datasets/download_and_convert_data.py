@@ -52,6 +52,7 @@ from datasets import (  # noqa: E402  (after the sys.path fix above)
     download_and_convert_translation,
     gettext_catalogs,
     parallel_text,
+    sharded_conversion,
 )
 
 # name -> (convert function, its default shard count, fixed keyword arguments)
@@ -122,14 +123,6 @@ def convert_dataset(dataset_name, dataset_dir, num_shards=None, **kwargs):
         )
     convert, default_num_shards, fixed = CONVERTERS[dataset_name]
     return convert(dataset_dir, num_shards=num_shards or default_num_shards, **fixed, **kwargs)
-
-
-def _bool(value):
-    if value.lower() in ("1", "true", "yes"):
-        return True
-    if value.lower() in ("0", "false", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
 def parse_args(argv):
@@ -235,7 +228,7 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--do_lower_case",
-        type=_bool,
+        type=sharded_conversion.boolean_argument,
         default=True,
         help="text_classification: true for an uncased vocabulary (lower-case, strip "
         "accents), false for cased",

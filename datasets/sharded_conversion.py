@@ -18,6 +18,7 @@ does the rest:
 * shows its progress on stderr with tqdm (shards done, records written).
 """
 
+import argparse
 import hashlib
 import json
 import logging
@@ -44,6 +45,15 @@ logger = logging.getLogger("tfzoo.convert")
 
 class UnreadableItem(Exception):  # noqa: N818  (it is a condition, not a failure of the tool)
     """Raised by an encode_fn for an input item that cannot be stored (names the item)."""
+
+
+def boolean_argument(value):
+    """An argparse `type` for the converters' true/false options (1/0, true/false, yes/no)."""
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
 def fingerprint_of(obj):
