@@ -1,7 +1,8 @@
 """THE map from optimizer name to a builder: TF-Slim / FastNN's seven, AdamW and LAMB.
 
 Only the TF1 optimizers (`tf.compat.v1.train.*` and subclasses of it) work in graph mode
-with Horovod's DistributedOptimizer and slim's train ops; Keras 3 optimizers do not.
+with tfzoo's train op (training/train_op.py: its own Horovod allreduce, accumulation and
+loss scaling around `compute_gradients` / `apply_gradients`); Keras 3 optimizers do not.
 
 A builder is `fn(learning_rate, params) -> tf.compat.v1.train.Optimizer`, reading its
 hyper-parameters as attributes of `params` (the flags). A task family adds its own with
