@@ -23,7 +23,8 @@ Edge input is cleaned once, in `Graph.from_edges`, and what was done is counted 
 
 GraphSAGE-style mini-batches (Hamilton et al., 2017): `target_batches` yields the target
 nodes of a mask, shuffled by (seed, epoch) and sharded by rank, and `sample_neighbors`
-samples their multi-hop neighbourhoods into per-layer `Block`s.
+samples their multi-hop neighbourhoods into per-layer `Block`s; seeded with the same
+(seed, epoch, step) on every rank, it gives each node the neighbours one process would.
 """
 
 import dataclasses
@@ -366,7 +367,11 @@ def sample_neighbors(adjacency_csr, nodes, fanouts=(25, 10), rng=None):
         adjacency_csr: [N, N] scipy.sparse CSR adjacency (e.g. `adjacency(graph)`).
         nodes: [B] int64 target node ids (repeats allowed, e.g. padding).
         fanouts: positive neighbour counts per hop, from the targets outwards.
-        rng: a numpy Generator (or a seed); seeded runs repeat exactly.
+        rng: a seed (an int or a tuple of ints such as (seed, epoch, step)) or a numpy
+            Generator. With a seed, a node's sample depends only on the seed, the hop and
+            the node, not on the rest of the batch: ranks sampling their parts of a global
+            batch with the same seed get the neighbours one process gets for the whole
+            batch. A Generator gives each call a fresh key from its stream.
 
     Returns:
         A list of len(fanouts) Blocks in the order a model applies them: blocks[0] reads
@@ -374,7 +379,10 @@ def sample_neighbors(adjacency_csr, nodes, fanouts=(25, 10), rng=None):
     """
     adjacency_csr = sp.csr_matrix(adjacency_csr)
     n = adjacency_csr.shape[0]
-    rng = np.random.default_rng(rng)
+    if isinstance(rng, np.random.Generator):
+        key = int(rng.integers(0, 2**63))
+    else:
+        key = int(np.random.SeedSequence(rng).generate_state(1, np.uint64)[0])
     fanouts = tuple(int(f) for f in fanouts)
     if not fanouts or min(fanouts) <= 0:
         raise ValueError(f"fanouts must be positive neighbour counts per hop, got {fanouts}")
@@ -383,14 +391,23 @@ def sample_neighbors(adjacency_csr, nodes, fanouts=(25, 10), rng=None):
         bad = dst[(dst < 0) | (dst >= n)][0]
         raise ValueError(f"target node {int(bad)} is outside [0, num_nodes={n})")
     blocks = []
-    for fanout in fanouts:
-        block = _sample_one_hop(adjacency_csr, dst, fanout, rng)
+    for hop, fanout in enumerate(fanouts):
+        block = _sample_one_hop(adjacency_csr, dst, fanout, _mix(np.uint64(key) ^ np.uint64(hop)))
         blocks.append(block)
         dst = block.src_nodes
     return blocks[::-1]
 
 
-def _sample_one_hop(adjacency_csr, dst, fanout, rng):
+def _mix(x):
+    """splitmix64's finaliser: a well-spread uint64 hash of uint64 values (wrapping)."""
+    # Arrays (ndmin=1): numpy wraps uint64 array arithmetic silently, but warns on scalars.
+    x = np.array(x, dtype=np.uint64, ndmin=1) + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _sample_one_hop(adjacency_csr, dst, fanout, hop_key):
     indptr, indices = adjacency_csr.indptr, adjacency_csr.indices
     starts = indptr[dst].astype(np.int64)
     degrees = (indptr[dst + 1] - indptr[dst]).astype(np.int64)
@@ -398,9 +415,12 @@ def _sample_one_hop(adjacency_csr, dst, fanout, rng):
     segment = np.repeat(np.arange(dst.size, dtype=np.int64), degrees)
     offsets = np.cumsum(degrees) - degrees
     position = starts[segment] + np.arange(total, dtype=np.int64) - offsets[segment]
-    # A random key per candidate; the `fanout` smallest keys of a node are a uniform sample
-    # without replacement of its neighbours, drawn for all nodes at once.
-    order = np.lexsort((rng.random(total), segment))
+    # A pseudo-random key per (node, neighbour), hashed from the hop's key and the two ids
+    # so that it does not depend on the batch; a node's `fanout` smallest keys are a
+    # uniform sample without replacement of its neighbours, drawn for all nodes at once.
+    neighbour_ids = indices[position].astype(np.uint64)
+    keys = _mix(_mix(hop_key ^ dst[segment].astype(np.uint64)) ^ neighbour_ids)
+    order = np.lexsort((keys, segment))
     rank_in_segment = np.arange(total, dtype=np.int64) - offsets[segment[order]]
     chosen = order[rank_in_segment < fanout]
     chosen.sort()  # keep neighbours in CSR order within each dst node

@@ -170,6 +170,33 @@ def test_sampling_is_seeded(random_graph):
     assert not all(np.array_equal(a, b) for a, b in zip(sample(3), sample(4)))
 
 
+def sampled_neighbours(blocks):
+    """{(hop, dst node): sorted sampled neighbour ids} of sample_neighbors' blocks."""
+    out = {}
+    for hop, block in enumerate(blocks[::-1]):
+        for row, node in enumerate(block.dst_nodes.tolist()):
+            picked = block.src_nodes[block.edge_src[block.edge_dst == row]]
+            out[hop, node] = sorted(picked.tolist())
+    return out
+
+
+def test_two_ranks_sample_the_neighbours_of_one_process(random_graph):
+    mask = np.zeros(201, bool)
+    mask[:120] = True
+    for step, (b0, b1, one) in enumerate(
+        zip(batches(mask, 6, rank=0, size=2), batches(mask, 6, rank=1, size=2), batches(mask, 12))
+    ):
+        key = (7, 0, step)  # (seed, epoch, step): the same on every rank
+        single = sampled_neighbours(graphs.sample_neighbors(random_graph, one.nodes, (4, 3), key))
+        for part in (b0, b1):
+            ranked = sampled_neighbours(
+                graphs.sample_neighbors(random_graph, part.nodes, (4, 3), key)
+            )
+            assert ranked.items() <= single.items()
+        targets = {(0, n) for n in one.nodes.tolist()}
+        assert {k for k in single if k[0] == 0} == targets
+
+
 def test_sampling_is_uniform_over_neighbours():
     star = make(np.array([[0, i] for i in range(1, 11)]), num_nodes=11)
     rng = np.random.default_rng(0)
