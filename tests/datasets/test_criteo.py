@@ -184,3 +184,16 @@ def test_parsed_by_the_reader(converted):
     assert values["label"].shape == (split_sizes["train"], 1)
     with open(os.path.join(dataset_dir, criteo.METADATA_FILENAME)) as f:
         assert json.load(f)["min_count"] == 3
+
+
+def test_cli_options_reach_the_converter(tmp_path, capsys):
+    """--hash_buckets, --min_count and --heldout_fraction from the CLI."""
+    source = _write(tmp_path / "train.txt", _rows(10))
+    dataset_dir = str(tmp_path / "out")
+    argv = ["--dataset_name=criteo", f"--dataset_dir={dataset_dir}", f"--source={source}"]
+    argv.append("--num_workers=1")  # a spawned worker pool costs seconds here
+    assert download_and_convert_data.main([*argv, "--heldout_fraction=0.2", "--min_count=2"]) == 0
+    assert "test 1, train 8, validation 1" in capsys.readouterr().out
+    assert criteo.read_metadata(dataset_dir)["min_count"] == 2
+    assert download_and_convert_data.main([*argv, "--hash_buckets=5", "--overwrite"]) == 0
+    assert criteo.read_metadata(dataset_dir)["field_sizes"] == [5] * criteo.NUM_SPARSE

@@ -247,3 +247,21 @@ def test_train_and_test_datasets(sampler, converted):
 def test_metadata_is_json(converted):
     with open(os.path.join(converted[0], movielens.METADATA_FILENAME)) as f:
         assert json.load(f)["num_test_negatives"] == 99
+
+
+def test_cli_options_reach_the_converter(tmp_path, capsys):
+    """--ratings_format, --drop_single_rating_users and --num_test_negatives from the CLI."""
+    rows, _ = _ratings()
+    source = _write(tmp_path / "u.data", rows + [(999, 1, 5, 5)], "\t")
+    dataset_dir = str(tmp_path / "out")
+    argv = ["--dataset_name=movielens", f"--dataset_dir={dataset_dir}", f"--source={source}"]
+    assert download_and_convert_data.main([*argv, "--ratings_format=colons"]) == 1
+    assert "expected 4 '::'-separated fields" in capsys.readouterr().err
+    assert download_and_convert_data.main(argv) == 1
+    assert "drop_single_rating_users" in capsys.readouterr().err
+    options = ["--drop_single_rating_users", "--num_test_negatives=20", "--max_user_id=1000"]
+    assert download_and_convert_data.main([*argv, *options]) == 0
+    assert f"wrote movielens to {dataset_dir}: test {NUM_USERS}" in capsys.readouterr().out
+    test = _read_records(dataset_dir, "test", movielens.TEST_FEATURE_KEYS)
+    assert {len(r["items"]) for r in test} == {21}
+    assert movielens.read_metadata(dataset_dir)["num_test_negatives"] == 20
