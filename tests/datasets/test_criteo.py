@@ -197,3 +197,22 @@ def test_cli_options_reach_the_converter(tmp_path, capsys):
     assert criteo.read_metadata(dataset_dir)["min_count"] == 2
     assert download_and_convert_data.main([*argv, "--hash_buckets=5", "--overwrite"]) == 0
     assert criteo.read_metadata(dataset_dir)["field_sizes"] == [5] * criteo.NUM_SPARSE
+
+
+def test_min_count_keeps_a_value_seen_exactly_min_count_times(tmp_path):
+    rows = _rows(6)
+    for n, (_, _, sparse) in enumerate(rows):
+        sparse[3] = ["c0", "c0", "c1", "d0", "d0", "d0"][n]
+    dataset_dir = str(tmp_path / "out")
+    download_and_convert_criteo.convert(
+        dataset_dir,
+        source=_write(tmp_path / "t.txt", rows),
+        min_count=2,
+        heldout_fraction=0.0,
+        num_workers=1,
+    )
+    with open(os.path.join(dataset_dir, criteo.VOCABULARY_DIRNAME, "C4.txt")) as f:
+        assert f.read() == "d0\t3\nc0\t2\n"  # by falling count; c1 (once) is OOV
+    offset = criteo.read_metadata(dataset_dir)["offsets"][3]
+    ids = [s[3] - offset for _, _, s in _read(dataset_dir, "train")]
+    assert ids == [2, 2, criteo.OOV_ID, 1, 1, 1]
