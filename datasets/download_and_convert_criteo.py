@@ -19,6 +19,11 @@ halved, are validation then test; or `source` names train=,validation=,test= fil
 (`train=a.txt,validation=b.txt`). Bad lines (a wrong field count, a label not 0/1, a
 non-integer I field, a C field that is not hex) are errors naming the file and line.
 
+The parsed lines are held in memory (as Python objects, a few KB a line) between the
+vocabulary pass and the writing: samples of up to a few million lines, not the full
+45M-line Kaggle or Terabyte logs, which need a streaming two-pass reader. Measured here:
+50,000 lines in 2.3 s with one writer (~20k lines/s).
+
     python datasets/download_and_convert_data.py --dataset_name=criteo \\
         --source=criteo/train.txt --dataset_dir=data/criteo --min_count=10
 """

@@ -170,7 +170,7 @@ def parse_args(argv):
         type=int,
         default=None,
         help="processes writing shards in parallel (default: 2; 1 for sklearn_digits, "
-        "translation and gettext, whose records take less time to write than a worker "
+        "translation, gettext and movielens, whose records take less time to write than a worker "
         "takes to start)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffles and splits")
