@@ -218,7 +218,22 @@ def convert(
         split: [(label, dense, sparse_ids(raw)) for label, dense, raw in rows]
         for split, rows in splits.items()
     }
-    os.makedirs(dataset_dir, exist_ok=True)
+    module = importlib.import_module("datasets.download_and_convert_criteo")
+    result = sharded_conversion.convert_splits(
+        dataset_dir,
+        NAME,
+        split_items,
+        module.encode_row,
+        num_shards,
+        None,
+        fingerprint=sharded_conversion.fingerprint_of((split_items, field_sizes)),
+        num_workers=num_workers,
+        strict=True,
+        overwrite=overwrite,
+    )
+    # Written after the shards: a refused run (stale shards, no --overwrite) leaves an
+    # earlier conversion's files as they were; a run killed just before this line leaves
+    # them missing (their readers name the file) until a re-run, which reuses the shards.
     if vocabularies is not None:
         _write_vocabularies(dataset_dir, vocabularies)
     metadata = {
@@ -233,16 +248,4 @@ def convert(
     with open(os.path.join(dataset_dir, criteo.METADATA_FILENAME), "w", encoding="utf-8") as f:
         json.dump(metadata, f, indent=2, sort_keys=True)
         f.write("\n")
-    module = importlib.import_module("datasets.download_and_convert_criteo")
-    return sharded_conversion.convert_splits(
-        dataset_dir,
-        NAME,
-        split_items,
-        module.encode_row,
-        num_shards,
-        None,
-        fingerprint=sharded_conversion.fingerprint_of((split_items, field_sizes)),
-        num_workers=num_workers,
-        strict=True,
-        overwrite=overwrite,
-    )
+    return result

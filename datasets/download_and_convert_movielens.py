@@ -24,7 +24,6 @@ drop_single_rating_users. max_user_id / max_item_id declare the vocabulary (raw 
         --source=ml-1m/ratings.dat --dataset_dir=data/ml-1m
 """
 
-import functools
 import importlib
 import json
 import os
@@ -251,7 +250,25 @@ def convert(
         ("train", (int(u), int(i))) for u, i in zip(train_users, train_items, strict=True)
     ]
 
-    os.makedirs(dataset_dir, exist_ok=True)
+    fingerprint = sharded_conversion.fingerprint_of(
+        (train_records, test_records, num_users, num_items)
+    )
+    module = importlib.import_module("datasets.download_and_convert_movielens")
+    result = sharded_conversion.convert_splits(
+        dataset_dir,
+        NAME,
+        {"train": train_records, "test": test_records},
+        module._encode,
+        num_shards,
+        None,
+        fingerprint=fingerprint,
+        num_workers=num_workers,
+        strict=True,
+        overwrite=overwrite,
+    )
+    # Written after the shards: a refused run (stale shards, no --overwrite) leaves an
+    # earlier conversion's files as they were; a run killed just before this line leaves
+    # them missing (their readers name the file) until a re-run, which reuses the shards.
     _write_map(os.path.join(dataset_dir, movielens.USER_MAP_FILENAME), user_vocabulary)
     _write_map(os.path.join(dataset_dir, movielens.ITEM_MAP_FILENAME), item_vocabulary)
     interactions = os.path.join(dataset_dir, movielens.INTERACTIONS_FILENAME)
@@ -276,19 +293,4 @@ def convert(
     with open(os.path.join(dataset_dir, movielens.METADATA_FILENAME), "w", encoding="utf-8") as f:
         json.dump(metadata, f, indent=2, sort_keys=True)
         f.write("\n")
-    fingerprint = sharded_conversion.fingerprint_of(
-        (train_records, test_records, num_users, num_items)
-    )
-    module = importlib.import_module("datasets.download_and_convert_movielens")
-    return sharded_conversion.convert_splits(
-        dataset_dir,
-        NAME,
-        {"train": train_records, "test": test_records},
-        functools.partial(module._encode),
-        num_shards,
-        None,
-        fingerprint=fingerprint,
-        num_workers=num_workers,
-        strict=True,
-        overwrite=overwrite,
-    )
+    return result

@@ -265,3 +265,18 @@ def test_cli_options_reach_the_converter(tmp_path, capsys):
     test = _read_records(dataset_dir, "test", movielens.TEST_FEATURE_KEYS)
     assert {len(r["items"]) for r in test} == {21}
     assert movielens.read_metadata(dataset_dir)["num_test_negatives"] == 20
+
+
+def test_refused_rerun_keeps_the_earlier_conversion(tmp_path):
+    rows, _ = _ratings()
+    dataset_dir = str(tmp_path / "out")
+    download_and_convert_movielens.convert(dataset_dir, source=_write(tmp_path / "a", rows, "\t"))
+    before = _maps(dataset_dir, "user_map.tsv")
+    other = [(r[0] + 1, *r[1:]) for r in rows[1:]]  # other raw user ids, a rating less
+    with pytest.raises(ValueError, match="pass --overwrite"):
+        download_and_convert_movielens.convert(
+            dataset_dir, source=_write(tmp_path / "b", other, "\t")
+        )
+    assert _maps(dataset_dir, "user_map.tsv") == before
+    download_and_convert_movielens.convert(dataset_dir, source=str(tmp_path / "b"), overwrite=True)
+    assert sorted(_maps(dataset_dir, "user_map.tsv")) == sorted(u + 1 for u in before)
