@@ -15,6 +15,10 @@
         --dataset_dir=/data/my_pairs --source=/data/train.en,/data/train.de
     python datasets/download_and_convert_data.py --dataset_name=text_classification \\
         --dataset_dir=/data/man-sections --source=/data/man/classification --vocab_file=vocab.txt
+    python datasets/download_and_convert_data.py --dataset_name=movielens \\
+        --dataset_dir=/data/ml-1m --source=/downloads/ml-1m/ratings.dat
+    python datasets/download_and_convert_data.py --dataset_name=criteo \\
+        --dataset_dir=/data/criteo --source=/downloads/criteo/train.txt --min_count=10
 
 Each converter writes {name}_{split}-{i:05d}-of-{n:05d}.tfrecord shards, labels.txt and
 split_sizes.json into --dataset_dir; the module of each names the raw files it expects.
@@ -43,10 +47,12 @@ if __name__ == "__main__":
 
 from datasets import (  # noqa: E402  (after the sys.path fix above)
     download_and_convert_cifar,
+    download_and_convert_criteo,
     download_and_convert_flowers,
     download_and_convert_image_folder,
     download_and_convert_imagenet,
     download_and_convert_mnist,
+    download_and_convert_movielens,
     download_and_convert_sklearn_digits,
     download_and_convert_text_classification,
     download_and_convert_translation,
@@ -107,6 +113,16 @@ CONVERTERS = {
         download_and_convert_text_classification.DEFAULT_NUM_SHARDS,
         {},
     ),
+    "movielens": (
+        download_and_convert_movielens.convert,
+        download_and_convert_movielens.DEFAULT_NUM_SHARDS,
+        {},
+    ),
+    "criteo": (
+        download_and_convert_criteo.convert,
+        download_and_convert_criteo.DEFAULT_NUM_SHARDS,
+        {},
+    ),
 }
 
 
@@ -138,7 +154,9 @@ def parse_args(argv):
         "required for image_folder); translation: a TSV file, 'SOURCE_FILE,TARGET_FILE' or "
         "a folder of {train,dev,test}.tsv / .{source_language} + .{language} files; "
         "gettext: the locale directory (default /usr/share/locale); text_classification: a "
-        "folder of train.tsv, dev.tsv...",
+        "folder of train.tsv, dev.tsv...; movielens: the ratings file (u.data or "
+        "ratings.dat); criteo: a TSV file (split by line order) or "
+        "'train=FILE,validation=FILE,test=FILE'",
     )
     parser.add_argument(
         "--num_shards",
@@ -152,7 +170,7 @@ def parse_args(argv):
         type=int,
         default=None,
         help="processes writing shards in parallel (default: 2; 1 for sklearn_digits, "
-        "translation and gettext, whose records take less time to write than a worker "
+        "translation, gettext and movielens, whose records take less time to write than a worker "
         "takes to start)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffles and splits")
@@ -239,6 +257,58 @@ def parse_args(argv):
         default=download_and_convert_text_classification.DEFAULT_MAX_SEQ_LENGTH,
         help="text_classification: tokens per record, [CLS] and [SEP]s included",
     )
+    parser.add_argument(
+        "--ratings_format",
+        default="auto",
+        choices=["auto", "tab", "colons"],
+        help="movielens: 'tab' (ml-100k u.data), 'colons' (ml-1m ratings.dat, '::') or "
+        "'auto' (from the first line)",
+    )
+    parser.add_argument(
+        "--num_test_negatives",
+        type=int,
+        default=download_and_convert_movielens.movielens.DEFAULT_NUM_TEST_NEGATIVES,
+        help="movielens: sampled negatives per test user, beside its held-out positive",
+    )
+    parser.add_argument(
+        "--drop_single_rating_users",
+        action="store_true",
+        help="movielens: drop (and count) users with one rated item instead of stopping; "
+        "leave-one-out cannot split them",
+    )
+    parser.add_argument(
+        "--max_user_id",
+        type=int,
+        default=None,
+        help="movielens: the declared user vocabulary, raw ids 1..N (default: unchecked)",
+    )
+    parser.add_argument(
+        "--max_item_id",
+        type=int,
+        default=None,
+        help="movielens: the declared item vocabulary, raw ids 1..N (default: unchecked)",
+    )
+    parser.add_argument(
+        "--min_count",
+        type=int,
+        default=download_and_convert_criteo.DEFAULT_MIN_COUNT,
+        help="criteo: train-split occurrences a categorical value needs for its own id "
+        "(rarer values share the field's out-of-vocabulary id)",
+    )
+    parser.add_argument(
+        "--hash_buckets",
+        type=int,
+        default=0,
+        help="criteo: hash each categorical field into this many ids instead of building "
+        "vocabularies (0: vocabularies)",
+    )
+    parser.add_argument(
+        "--heldout_fraction",
+        type=float,
+        default=download_and_convert_criteo.DEFAULT_HELDOUT_FRACTION,
+        help="criteo, one source file: share of its last lines held out, halved into "
+        "validation and test, in [0, 1) (default 1/7: DLRM's last day)",
+    )
     return parser.parse_args(argv)
 
 
@@ -261,6 +331,14 @@ def main(argv=None):
         "vocab_file": args.vocab_file,
         "do_lower_case": args.do_lower_case,
         "max_seq_length": args.max_seq_length,
+        "ratings_format": args.ratings_format,
+        "num_test_negatives": args.num_test_negatives,
+        "drop_single_rating_users": args.drop_single_rating_users,
+        "max_user_id": args.max_user_id,
+        "max_item_id": args.max_item_id,
+        "min_count": args.min_count,
+        "hash_buckets": args.hash_buckets,
+        "heldout_fraction": args.heldout_fraction,
     }
     if args.source is not None:
         options["source"] = args.source
