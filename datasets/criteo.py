@@ -18,7 +18,7 @@ A model with one table per field subtracts `offsets` (or uses field_sizes alone)
 import json
 import os
 
-from training import tf_startup
+from training import input_pipeline, tf_startup
 
 tf2 = tf_startup.import_tensorflow()
 
@@ -57,17 +57,15 @@ def read_metadata(dataset_dir):
 
 
 def split_dataset(dataset_dir, split, batch_size, rank=0, size=1):
-    """Batches of {'label', 'dense', 'sparse'} of one split, sharded by rank (by file when
-    there are at least `size` shards, else by record)."""
+    """Batches of {'label', 'dense', 'sparse'} of one split in one ordered pass, sharded by
+    rank as the image pipeline shards (training/input_pipeline.py: whole files when they
+    divide among the ranks, else every size-th record)."""
     pattern = os.path.join(dataset_dir, FILE_PATTERN.format(split=split))
     files = sorted(tf2.io.gfile.glob(pattern))
     if not files:
         raise FileNotFoundError(f"no Criteo {split} records match {pattern}")
-    if len(files) >= size:
-        # Horovod: each rank reads its own files.
-        dataset = tf2.data.TFRecordDataset(files[rank::size])
-    else:
-        # Horovod: fewer files than ranks: every size-th record.
-        dataset = tf2.data.TFRecordDataset(files).shard(size, rank)
+    # Horovod: a disjoint share of the records on every rank.
+    plan = input_pipeline.shard_files_by_rank(files, rank, size)
+    dataset = input_pipeline.read_records(plan, rank, size, is_training=False)
     spec = feature_spec()
     return dataset.batch(batch_size).map(lambda records: tf2.io.parse_example(records, spec))

@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-from training import tf_startup
+from training import input_pipeline, tf_startup
 
 tf2 = tf_startup.import_tensorflow()
 
@@ -205,12 +205,13 @@ def test_files(dataset_dir):
 def test_dataset(dataset_dir, batch_size, rank=0, size=1):
     """Test records (one per user: 100 candidates, positive first), sharded by rank.
 
-    Users are split across ranks record by record (every size-th from rank on), so each
-    user is evaluated exactly once when the ranks' HR/NDCG sums are added.
+    Users are split across ranks as the image pipeline shards (whole files when they divide
+    among the ranks, else every size-th record), so each user is evaluated exactly once
+    when the ranks' HR/NDCG sums are added.
     """
     num_candidates = read_metadata(dataset_dir)["num_test_negatives"] + 1
     spec = test_feature_spec(num_candidates)
-    dataset = tf2.data.TFRecordDataset(test_files(dataset_dir))
     # Horovod: a disjoint share of the users on every rank.
-    dataset = dataset.shard(size, rank)
+    plan = input_pipeline.shard_files_by_rank(test_files(dataset_dir), rank, size)
+    dataset = input_pipeline.read_records(plan, rank, size, is_training=False)
     return dataset.batch(batch_size).map(lambda records: tf2.io.parse_example(records, spec))

@@ -165,7 +165,7 @@ def build_dataset(
     # Horovod: each rank reads a disjoint share (its files, or every size-th example), in
     # the image pipeline's way: training interleaves shuffled files, evaluation reads in order.
     plan = input_pipeline.shard_files_by_rank(files, rank, size)
-    ds = input_pipeline._records(plan, rank, size, is_training, num_readers, seed)
+    ds = input_pipeline.read_records(plan, rank, size, is_training, num_readers, seed)
     ds = ds.map(translation.parse_fn, num_parallel_calls=AUTOTUNE, deterministic=True)
 
     @tf.autograph.experimental.do_not_convert

@@ -58,7 +58,13 @@ def shard_files_by_rank(files, rank, size):
     )
 
 
-def _records(plan, rank, size, is_training, num_readers, seed):
+def read_records(plan, rank, size, is_training, num_readers=4, seed=0):
+    """The serialized records of one rank, as `plan` (shard_files_by_rank) says.
+
+    Training interleaves the (shuffled) files; evaluation reads them in order, one pass.
+    In 'examples' mode every rank reads all files in one fixed order and keeps every
+    size-th record from its rank on, so the ranks' shares are disjoint and complete.
+    """
     files = tf.data.Dataset.from_tensor_slices(plan.files)
     if is_training and plan.mode != "examples":
         files = files.shuffle(len(plan.files), seed=seed, reshuffle_each_iteration=True)
@@ -146,7 +152,7 @@ def build_dataset(
             ds = ds.shard(size, rank)
     else:
         plan = shard_files_by_rank(spec.files, rank, size)
-        ds = _records(plan, rank, size, is_training, num_readers, shuffle_seed)
+        ds = read_records(plan, rank, size, is_training, num_readers, shuffle_seed)
         if use_caching:
             ds = ds.cache()  # the serialized records: compressed images, not pixels
         if not fused:
