@@ -296,15 +296,14 @@ def train(extra_hooks=()):
     if broadcast:
         run_hooks.append(broadcast)
     # Horovod: every rank checks the (identical) weights on rank 0's save steps, before it saves.
-    run_hooks.append(
-        hooks.FiniteWeightsHook(
-            tf.trainable_variables(),
-            step_after,
-            FLAGS.save_checkpoints_steps,
-            global_step,
-            good_checkpoints,
-        )
+    weights_check = hooks.FiniteWeightsHook(
+        tf.trainable_variables(),
+        step_after,
+        FLAGS.save_checkpoints_steps,
+        global_step,
+        good_checkpoints,
     )
+    run_hooks.append(weights_check)
     eval_hook = None
     if FLAGS.eval_every_n_steps:
         eval_hook = make_eval_hook(entry, num_classes, compute, dist, step_after, global_step)
@@ -328,7 +327,7 @@ def train(extra_hooks=()):
                 save_steps=FLAGS.save_checkpoints_steps,
                 scaffold=scaffold,
                 listeners=[
-                    hooks.FiniteWeightsListener(tf.trainable_variables(), FLAGS.train_dir),
+                    hooks.FiniteWeightsListener(weights_check),  # the same check, in the saver
                     good_checkpoints,
                 ],
             )

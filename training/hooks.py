@@ -216,10 +216,10 @@ class FiniteWeightsHook(tf.train.SessionRunHook):
         self._step = step
         self._every_n = int(every_n_steps)
         self._global_step = global_step
-        self._good = good_checkpoints
+        self.good_checkpoints = good_checkpoints
         self._last = None
         with tf.name_scope("finite_weights_check"):
-            self._finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables])
+            self.finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables])
 
     def after_create_session(self, session, coord):
         self._last = int(session.run(self._global_step))  # after the broadcast hook
@@ -239,30 +239,25 @@ class FiniteWeightsHook(tf.train.SessionRunHook):
 
     def _check(self, session, step):
         self._last = step
-        if not session.run(self._finite):
-            raise _stop(f"Weights hold NaN/inf at step {step}", self._good)
+        if not session.run(self.finite):
+            raise _stop(f"Weights hold NaN/inf at step {step}", self.good_checkpoints)
 
 
 class FiniteWeightsListener(tf.train.CheckpointSaverListener):
-    """Refuses to write a checkpoint whose weights hold NaN or inf.
+    """The saver's own guard: refuses to write a checkpoint whose weights hold NaN or inf.
 
-    The loss of step N+1 is the first to show that update N broke the weights, so a
-    checkpoint written at step N could already hold them. This check runs only at save
-    time, on every trainable variable.
+    FiniteWeightsHook checks on the save steps before the saver runs; this listener runs
+    the same check (the hook's op) inside the saver itself, for the saves the hook's step
+    schedule does not see, and stops the same way, naming the last good checkpoint.
     """
 
-    def __init__(self, variables, train_dir):
-        self._train_dir = train_dir
-        with tf.name_scope("finite_weights_check"):
-            self._finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables])
+    def __init__(self, weights_hook):
+        self._hook = weights_hook
 
     def before_save(self, session, global_step_value):
-        if not session.run(self._finite):
-            last = tf.train.latest_checkpoint(self._train_dir)
-            raise NanLossError(
-                f"Weights hold NaN/inf at step {global_step_value}: not saved, training stopped. "
-                f"Last good checkpoint: {last or 'none yet'}. Try a lower --learning_rate, "
-                f"--max_gradient_norm, or --precision=fp32."
+        if not session.run(self._hook.finite):
+            raise _stop(
+                f"Weights hold NaN/inf at step {global_step_value}", self._hook.good_checkpoints
             )
 
 
