@@ -315,35 +315,14 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Every option goes to the converter (each takes the ones it knows); --source and
+    # --num_workers only when given, so each converter keeps its own default.
     options = {
-        "seed": args.seed,
-        "strict": args.strict,
-        "overwrite": args.overwrite,
-        "num_validation": args.num_validation,
-        "validation_fraction": args.validation_fraction,
-        "validation_labels": args.validation_labels,
-        "language": args.language,
-        "source_language": args.source_language,
-        "vocab_size": args.vocab_size,
-        "dev_fraction": args.dev_fraction,
-        "test_fraction": args.test_fraction,
-        "min_words": args.min_words,
-        "vocab_file": args.vocab_file,
-        "do_lower_case": args.do_lower_case,
-        "max_seq_length": args.max_seq_length,
-        "ratings_format": args.ratings_format,
-        "num_test_negatives": args.num_test_negatives,
-        "drop_single_rating_users": args.drop_single_rating_users,
-        "max_user_id": args.max_user_id,
-        "max_item_id": args.max_item_id,
-        "min_count": args.min_count,
-        "hash_buckets": args.hash_buckets,
-        "heldout_fraction": args.heldout_fraction,
+        name: value
+        for name, value in vars(args).items()
+        if name not in ("dataset_name", "dataset_dir", "num_shards")
+        and not (name in ("source", "num_workers") and value is None)
     }
-    if args.source is not None:
-        options["source"] = args.source
-    if args.num_workers is not None:
-        options["num_workers"] = args.num_workers
     try:
         split_sizes, skipped = convert_dataset(
             args.dataset_name, args.dataset_dir, args.num_shards, **options
