@@ -37,21 +37,6 @@ update_finite: scalar bool, False when this micro-step's update had inf/NaN grad
 """
 
 
-def build_train_op(
-    loss, optimizer, global_step, var_list, max_gradient_norm=None, moving_average_decay=None
-):
-    """One optimizer step in one process (build_update with its defaults).
-
-    Returns:
-        (train_op, step_after): run train_op to train; fetch step_after with it to read the
-        global step after this step's update (deterministic, unlike reading the variable).
-    """
-    update = build_update(
-        loss, optimizer, global_step, var_list, max_gradient_norm, moving_average_decay
-    )
-    return update.train_op, update.step_after
-
-
 def build_update(
     loss,
     optimizer,

@@ -336,9 +336,8 @@ def test_fp16_compute_with_a_too_large_scale_recovers(graph):
     opt = precision.LossScaleOptimizer(
         tf.train.MomentumOptimizer(0.5, 0.9), "dynamic", initial_scale=2.0**20
     )
-    train, step_after = train_op_lib.build_train_op(
-        loss, opt, global_step, tf.trainable_variables()
-    )
+    update = train_op_lib.build_update(loss, opt, global_step, tf.trainable_variables())
+    train, step_after = update.train_op, update.step_after
     with tf.Session() as session:
         session.run(tf.global_variables_initializer())
         first_loss = session.run(loss)
