@@ -117,9 +117,7 @@ class Distributed:
         """
         if self.hvd is None:
             return tf.identity(flag, name=name)
-        failed = self.hvd.allreduce(
-            tf.cast(tf.logical_not(flag), tf.float32), op=self.hvd.Max, name=name
-        )
+        failed = self.allreduce_max(tf.cast(tf.logical_not(flag), tf.float32), name=name)
         return tf.equal(failed, 0.0)
 
     def broadcast_hook(self):

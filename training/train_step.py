@@ -63,7 +63,7 @@ def build_train_step(
         images: float32 batch [B, H, W, C]; labels: int64 [B].
         num_classes: logits of the classifier.
         compute: 'fp32', 'fp16' or 'bf16' (precision.resolve_precision).
-        dist: a distributed.Distributed (wraps the optimizer with Horovod when launched).
+        dist: a distributed.Distributed (reduces the gradients over ranks when launched).
         global_step: the global step variable.
         steps_per_epoch: optimizer updates per epoch over the global batch of an update
             (batch_size x ranks x backward_passes_per_step), for the schedules.
