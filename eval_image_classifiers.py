@@ -117,25 +117,6 @@ def build_graph(dist):
     return ops, saver, spec
 
 
-def check_shapes(checkpoint, variables):
-    """Raises ValueError when a variable of the checkpoint has another shape than the model's.
-
-    Saver.restore would assign it anyway (a 5-class head into a 10-class graph) and the
-    evaluation would run a different network than the flags describe.
-    """
-    shapes = tf.train.NewCheckpointReader(checkpoint).get_variable_to_shape_map()
-    mismatched = [
-        f"{key}: model {var.shape.as_list()} vs checkpoint {list(shapes[key])}"
-        for key, var in sorted(variables.items())
-        if key in shapes and var.shape.as_list() != list(shapes[key])
-    ]
-    if mismatched:
-        raise ValueError(
-            f"Checkpoint {checkpoint} does not fit --model_name={FLAGS.model_name} with these "
-            f"flags (check --num_classes / --labels_offset): {'; '.join(mismatched)}"
-        )
-
-
 RESTORED, DELETED, BROKEN = 0, 1, 2  # restore outcomes, worst last
 
 
@@ -149,7 +130,8 @@ def restore_on_every_rank(session, saver, checkpoint, decisions):
     """
     error, outcome = None, RESTORED
     try:
-        check_shapes(checkpoint, saver.variables(checkpoint))
+        # Saver.restore would load a 5-class head into a 10-class graph without a word.
+        checkpoints.check_restorable(checkpoint, saver.variables(checkpoint), action="evaluate")
         saver.restore(session, checkpoint)
     except (ValueError, tf.errors.OpError) as e:
         error = e

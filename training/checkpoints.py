@@ -105,9 +105,11 @@ def check_restorable(
 
     Args:
         checkpoint_path: the checkpoint prefix.
-        variables: the variables to restore.
+        variables: the variables to restore, or {checkpoint key: variable} when the keys
+            are not the variables' names (e.g. moving-average shadows).
         ignore_missing_vars: drop (and log) the variables the checkpoint lacks.
-        action: 'finetune' (suggest exclude scopes) or 'resume' (suggest a new train_dir).
+        action: 'finetune' (suggest exclude scopes), 'resume' (suggest a new train_dir) or
+            'evaluate' (suggest the flags that decide the shapes).
         shapes: {key: shape} of the checkpoint when already read (else read from the file).
 
     Returns:
@@ -120,9 +122,12 @@ def check_restorable(
     """
     if shapes is None:
         shapes = tf.train.NewCheckpointReader(checkpoint_path).get_variable_to_shape_map()
+    if isinstance(variables, dict):
+        keyed = variables.items()
+    else:
+        keyed = ((_checkpoint_key(var), var) for var in variables)
     restore, mismatched, missing = {}, [], []
-    for var in variables:
-        key = _checkpoint_key(var)
+    for key, var in keyed:
         if key not in shapes:
             if not ignore_missing_vars:
                 missing.append(key)
@@ -145,7 +150,12 @@ def check_restorable(
         if missing:
             lines.append(f"  {len(missing)} variable(s) are not in the checkpoint:")
             lines += [f"    {m}" for m in missing]
-        if action == "resume":
+        if action == "evaluate":
+            lines.append(
+                "  The checkpoint does not fit the model these flags build: check "
+                "--model_name, --num_classes and --labels_offset"
+            )
+        elif action == "resume":
             lines.append(
                 "  The flags (model, classes, precision, moving averages...) differ from those "
                 "of the run that wrote --train_dir: use them again, or a new --train_dir"
