@@ -43,7 +43,6 @@ import functools
 import glob
 import hashlib
 import importlib
-import json
 import logging
 import multiprocessing
 import os
@@ -540,9 +539,7 @@ def create_pretraining_data(
         "input_files": [os.path.abspath(p) for p in input_files],
         "corpus": stats,
     }
-    with open(os.path.join(output_dir, METADATA_FILENAME), "w", encoding="utf-8") as f:
-        json.dump(metadata, f, indent=2, sort_keys=True)
-        f.write("\n")
+    sharded_conversion.atomic_write_json(os.path.join(output_dir, METADATA_FILENAME), metadata)
     module = importlib.import_module(
         __name__ if __name__ != "__main__" else "datasets.create_pretraining_data"
     )

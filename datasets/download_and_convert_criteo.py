@@ -30,7 +30,6 @@ vocabulary pass and the writing: samples of up to a few million lines, not the f
 
 import collections
 import importlib
-import json
 import math
 import os
 import zlib
@@ -163,10 +162,10 @@ def _write_vocabularies(dataset_dir, vocabularies):
     directory = os.path.join(dataset_dir, criteo.VOCABULARY_DIRNAME)
     os.makedirs(directory, exist_ok=True)
     for name, vocabulary in zip(criteo.SPARSE_NAMES, vocabularies, strict=True):
-        path = os.path.join(directory, f"{name}.txt")
-        with open(path + sharded_conversion.PARTIAL_SUFFIX, "w", encoding="utf-8") as f:
-            f.write("".join(f"{value}\t{count}\n" for value, count in vocabulary))
-        os.replace(path + sharded_conversion.PARTIAL_SUFFIX, path)
+        sharded_conversion.atomic_write_text(
+            os.path.join(directory, f"{name}.txt"),
+            "".join(f"{value}\t{count}\n" for value, count in vocabulary),
+        )
 
 
 def convert(
@@ -245,7 +244,7 @@ def convert(
         "hash_buckets": hash_buckets or None,
         "split_sizes": {split: len(items) for split, items in split_items.items()},
     }
-    with open(os.path.join(dataset_dir, criteo.METADATA_FILENAME), "w", encoding="utf-8") as f:
-        json.dump(metadata, f, indent=2, sort_keys=True)
-        f.write("\n")
+    sharded_conversion.atomic_write_json(
+        os.path.join(dataset_dir, criteo.METADATA_FILENAME), metadata
+    )
     return result

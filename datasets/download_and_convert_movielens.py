@@ -25,7 +25,6 @@ drop_single_rating_users. max_user_id / max_item_id declare the vocabulary (raw 
 """
 
 import importlib
-import json
 import os
 
 import numpy as np
@@ -194,10 +193,9 @@ def _encode(item):
 
 
 def _write_map(path, vocabulary):
-    partial = path + sharded_conversion.PARTIAL_SUFFIX
-    with open(partial, "w", encoding="utf-8") as f:
-        f.write("".join(f"{raw}\t{dense}\n" for dense, raw in enumerate(vocabulary.tolist())))
-    os.replace(partial, path)
+    sharded_conversion.atomic_write_text(
+        path, "".join(f"{raw}\t{dense}\n" for dense, raw in enumerate(vocabulary.tolist()))
+    )
 
 
 def convert(
@@ -290,7 +288,7 @@ def convert(
         "dropped_single_rating_users": dropped,
         "seed": seed,
     }
-    with open(os.path.join(dataset_dir, movielens.METADATA_FILENAME), "w", encoding="utf-8") as f:
-        json.dump(metadata, f, indent=2, sort_keys=True)
-        f.write("\n")
+    sharded_conversion.atomic_write_json(
+        os.path.join(dataset_dir, movielens.METADATA_FILENAME), metadata
+    )
     return result

@@ -27,7 +27,6 @@ a pair truncated from the end of its longer side) and stored with its features:
 import collections
 import functools
 import importlib
-import json
 import os
 
 from datasets import sharded_conversion
@@ -212,9 +211,7 @@ def convert(
         "num_labels": len(names),
         "source": os.path.abspath(source),
     }
-    with open(os.path.join(dataset_dir, METADATA_FILENAME), "w", encoding="utf-8") as f:
-        json.dump(metadata, f, indent=2, sort_keys=True)
-        f.write("\n")
+    sharded_conversion.atomic_write_json(os.path.join(dataset_dir, METADATA_FILENAME), metadata)
     fingerprint = sharded_conversion.fingerprint_of(
         (
             split_items,

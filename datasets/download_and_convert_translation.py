@@ -23,7 +23,6 @@ The steps, each deterministic for a given input and --seed:
    records were made from, what was dropped) before them and split_sizes.json last.
 """
 
-import json
 import logging
 import os
 
@@ -97,7 +96,7 @@ def train_or_reuse_bpe(dataset_dir, train_pairs, vocab_size, seed, overwrite):
             )
     for path in (model_path, vocab_path):
         _remove_quietly(path)
-    sharded_conversion._atomic_write_text(fingerprint_path, fingerprint + "\n")
+    sharded_conversion.atomic_write_text(fingerprint_path, fingerprint + "\n")
     sentences = [side for pair in train_pairs for side in pair]
     logger.info(
         "training a %d-piece SentencePiece BPE model on %d sentences", vocab_size, len(sentences)
@@ -177,9 +176,8 @@ def convert_pairs(
         eos_id=translation.EOS_ID,
         bad_lines=len(bad_lines),
     )
-    sharded_conversion._atomic_write_text(
-        os.path.join(dataset_dir, translation.INFO_FILENAME),
-        json.dumps(info, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+    sharded_conversion.atomic_write_json(
+        os.path.join(dataset_dir, translation.INFO_FILENAME), info, ensure_ascii=False
     )
     split_sizes, _ = sharded_conversion.convert_splits(
         dataset_dir,

@@ -67,11 +67,18 @@ def split_into_shards(items, num_shards):
     return [items[bounds[i] : bounds[i + 1]] for i in range(num_shards)]
 
 
-def _atomic_write_text(path, text):
+def atomic_write_text(path, text):
+    """Writes `text` to `path` through `<path>.partial`: a killed run leaves no half file."""
     partial = path + PARTIAL_SUFFIX
     with open(partial, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(partial, path)
+
+
+def atomic_write_json(path, obj, ensure_ascii=True):
+    """`obj` as indented, key-sorted JSON (and a final newline), written atomically."""
+    text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=ensure_ascii) + "\n"
+    atomic_write_text(path, text)
 
 
 def _remove_quietly(path):
@@ -147,7 +154,7 @@ def _prepare_split(output_dir, name, split, fingerprint, overwrite):
         logger.info("removing %d stale %s %s shards", len(existing), name, split)
         for path in existing:
             os.remove(path)
-    _atomic_write_text(fingerprint_path, fingerprint + "\n")
+    atomic_write_text(fingerprint_path, fingerprint + "\n")
 
 
 def convert_splits(
@@ -271,8 +278,8 @@ def convert_splits(
         )
     if labels_to_names is not None:  # None: a dataset without classes (translation)
         labels_path = os.path.join(output_dir, dataset_factory.LABELS_FILENAME)
-        _atomic_write_text(
+        atomic_write_text(
             labels_path, "".join(f"{k}:{labels_to_names[k]}\n" for k in sorted(labels_to_names))
         )
-    _atomic_write_text(split_sizes_path, json.dumps(split_sizes, indent=2, sort_keys=True) + "\n")
+    atomic_write_json(split_sizes_path, split_sizes)
     return split_sizes, skipped
