@@ -122,7 +122,7 @@ def read_split_sizes(path):
     return sizes
 
 
-def _check_shards_complete(files, pattern):
+def check_shards_complete(files, pattern):
     """Raises ValueError if standard-named shards show that some shards are missing."""
     totals = {}
     indices = set()
@@ -276,7 +276,7 @@ def get_dataset(name, split, dataset_dir=None, file_pattern=None, mock_num_class
         )
     if "," not in pattern and any(c in pattern for c in "*?["):
         # One glob stands for the whole split; a list of names is the user's own choice.
-        _check_shards_complete(files, full_pattern)
+        check_shards_complete(files, full_pattern)
 
     return DatasetSpec(
         name=name,

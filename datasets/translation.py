@@ -101,7 +101,7 @@ def get_split(dataset_dir, split):
     files = sorted(glob.glob(pattern))
     if not files:
         raise FileNotFoundError(f"no file matches {pattern}")
-    dataset_factory._check_shards_complete(files, pattern)
+    dataset_factory.check_shards_complete(files, pattern)
     model_path = os.path.join(dataset_dir, SPM_MODEL_FILENAME)
     if not os.path.isfile(model_path):
         raise FileNotFoundError(f"the SentencePiece model {model_path} of the records is missing")
