@@ -14,6 +14,17 @@ from slim_compat import tf
 # SLURM_STEP_NUM_TASKS is set by srun for its job step (not in the batch script itself).
 # --allreduce_op and --gradient_compression values.
 REDUCTIONS = ("average", "sum", "adasum")
+#: Graph collection of the variables each rank holds alone (the rows of a model-parallel
+#: embedding table that this rank owns). The trainer does not broadcast them from rank 0
+#: and does not reduce their gradients over ranks; every rank saves and restores its own.
+RANK_LOCAL_VARIABLES = "tfzoo_rank_local_variables"
+
+
+def rank_local_variables(graph=None):
+    """The variables of RANK_LOCAL_VARIABLES in `graph` (default: the default graph)."""
+    return (graph or tf.get_default_graph()).get_collection(RANK_LOCAL_VARIABLES)
+
+
 COMPRESSIONS = ("none", "fp16")
 
 _LAUNCHER_SIZE_VARS = (

@@ -29,7 +29,10 @@ or `register_task("name", MyTask)`.
 
 import collections
 
-InputData = collections.namedtuple("InputData", ["dataset", "num_examples", "description"])
+InputData = collections.namedtuple(
+    "InputData", ["dataset", "num_examples", "description", "batches_per_epoch"]
+)
+InputData.__new__.__defaults__ = ("", None)
 InputData.__doc__ = """The input of one rank for one split.
 
 dataset: a tf.data.Dataset of dicts of batched feature tensors. Training streams repeat
@@ -38,6 +41,9 @@ dataset: a tf.data.Dataset of dicts of batched feature tensors. Training streams
 num_examples: examples in the whole split (all ranks), for epochs and schedules; None
     when unknown.
 description: a sentence for the log (e.g. how the files were sharded over ranks).
+batches_per_epoch: batches of ONE rank in one epoch, when batches are not a fixed number
+    of examples (token batching, one full-graph batch); None: num_examples divided by the
+    global batch.
 """
 
 Losses = collections.namedtuple("Losses", ["total", "parts"])
@@ -64,13 +70,31 @@ class Task:
 
     #: Name in the task registry and in --task.
     name = None
+    #: Horovod's default for IndexedSlices gradients (embedding lookups): True reduces
+    #: them as dense tensors (allreduce), False allgathers their rows. --sparse_as_dense
+    #: overrides it. Dense is right when most rows are touched per step (a shared
+    #: vocabulary embedding), allgather when few are (huge recommendation tables).
+    sparse_as_dense = True
+    #: Throughput units of batch_counts -> (log key, unit shown), e.g. tokens per second.
+    throughput_labels = {}
 
     @classmethod
     def define_flags(cls, flags_module):
         """Defines this task's own absl flags (called once, before parsing)."""
 
-    def build_inputs(self, params, split, is_training, rank, size, batch_size, seed):
-        """Returns the InputData of this rank for `split`."""
+    def build_inputs(self, params, split, is_training, rank, size, batch_size, seed, start_step=0):
+        """Returns the InputData of this rank for `split`.
+
+        Args:
+            params: the parsed flags.
+            split: a split name; None for evaluation means the task's held-out split.
+            is_training: shuffle, augment and repeat forever; else one ordered pass.
+            rank, size: this rank and the number of ranks (shard disjointly).
+            batch_size: examples per batch of this rank (--batch_size or --eval_batch_size;
+                a task batching by tokens may read its own flag instead).
+            seed: the run's seed, already folded with the start step of a resume.
+            start_step: the global step the run starts at (0 unless resumed).
+        """
         raise NotImplementedError
 
     def build_model(self, features, params, is_training, compute_dtype):
@@ -98,9 +122,37 @@ class Task:
         """
         raise NotImplementedError
 
+    def host_statistics_spec(self, params):
+        """Dict name -> shape of statistics computed in Python per eval batch; {} if none.
+
+        For metrics that need host code (BLEU of detokenised text with sacrebleu): per
+        batch the trainer fetches `eval_host_fetches`, calls `eval_host_statistics` on the
+        numpy values and sums the results; they are summed over ranks together with the
+        graph's statistics, in the same single allreduce.
+        """
+        return {}
+
+    def eval_host_fetches(self, features, outputs):
+        """Dict name -> tensor fetched on every eval batch for eval_host_statistics."""
+        return {}
+
+    def eval_host_statistics(self, fetched):
+        """Dict name -> numpy array (shapes of host_statistics_spec) of one batch."""
+        return {}
+
     def metrics_from_sums(self, sums):
-        """Dict name -> float from the totals of eval_statistics (numpy values)."""
+        """Dict name -> float from the totals of the statistics (graph and host; numpy).
+
+        Include "count", the examples evaluated. Raise ValueError when a total makes the
+        metrics undefined (an empty split).
+        """
         raise NotImplementedError
+
+    def format_metrics(self, metrics):
+        """One line of the eval log from metrics_from_sums' dict."""
+        return "  ".join(
+            f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
+        )
 
     def batch_counts(self, features):
         """Dict unit -> scalar tensor: what one batch holds, e.g. {"examples": n, "tokens": t}.
@@ -110,8 +162,35 @@ class Task:
         raise NotImplementedError
 
     def export_signature(self, params):
-        """The ExportSignature of the serving model (built in a fresh graph)."""
+        """The ExportSignature of the serving model (called inside a fresh default graph).
+
+        Build the model with is_training=False in the same variable scopes as training,
+        so a training checkpoint restores into it.
+        """
         raise NotImplementedError
+
+    def export_example(self, signature, batch_size, seed):
+        """Dict input name -> numpy batch valid for the signature (the export's parity run).
+
+        The default fills float inputs with normal noise and integer inputs with zeros;
+        override it to give ids in range, masks that make sense.
+        """
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        example = {}
+        for name, placeholder in signature.inputs.items():
+            shape = [batch_size if d is None else d for d in placeholder.shape.as_list()]
+            dtype = placeholder.dtype.as_numpy_dtype
+            if placeholder.dtype.is_floating:
+                example[name] = rng.standard_normal(shape).astype(dtype)
+            else:
+                example[name] = np.zeros(shape, dtype)
+        return example
+
+    def training_hooks(self, params, dist):
+        """Extra SessionRunHooks of this task's training run (after the trainer's own)."""
+        return []
 
     def finetune_exclude_scopes(self, params):
         """Scopes excluded from a finetune restore by default (e.g. a new head)."""
