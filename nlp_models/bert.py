@@ -1,0 +1,452 @@
+"""BERT, with google-research/bert's variable names and shapes, and THE map of BERT sizes.
+
+Devlin et al. 2019, "BERT: Pre-training of Deep Bidirectional Transformers for Language
+Understanding" (https://arxiv.org/abs/1810.04805); the smaller sizes are Turc et al. 2019,
+"Well-Read Students Learn Better" (https://arxiv.org/abs/1908.08962).
+
+The variable scopes ARE the checkpoint format: every name below is the one in the
+checkpoints google-research/bert publishes (modeling.py, run_pretraining.py,
+run_classifier.py), so those checkpoints restore into this graph variable for variable:
+
+    bert/embeddings/{word_embeddings, token_type_embeddings, position_embeddings}
+    bert/embeddings/LayerNorm/{beta, gamma}
+    bert/encoder/layer_<i>/attention/self/{query, key, value}/{kernel, bias}
+    bert/encoder/layer_<i>/attention/output/dense/{kernel, bias}
+    bert/encoder/layer_<i>/attention/output/LayerNorm/{beta, gamma}
+    bert/encoder/layer_<i>/intermediate/dense/{kernel, bias}
+    bert/encoder/layer_<i>/output/dense/{kernel, bias}
+    bert/encoder/layer_<i>/output/LayerNorm/{beta, gamma}
+    bert/pooler/dense/{kernel, bias}
+    cls/predictions/transform/dense/{kernel, bias}, cls/predictions/transform/LayerNorm/...
+    cls/predictions/output_bias                      (the MLM output is the word embeddings)
+    cls/seq_relationship/{output_weights [2, H], output_bias [2]}
+    output_weights [num_labels, H], output_bias [num_labels]   (run_classifier's head)
+
+Precision: the model computes in `dtype` (fp32, fp16 or bf16). Dense weights are
+requested in that dtype, so under the trainer's fp32-master-weight getter they are stored
+in fp32 and cast on read; the embedding tables are fp32 and only the gathered rows are
+cast (training.precision.embedding_lookup); layer norms and softmaxes run in fp32; the
+heads return fp32 logits.
+
+Typical use:
+
+    config = bert.get_config("bert_base", vocab_size=30522)
+    model = bert.BertModel(config, input_ids, input_mask, segment_ids, is_training=True)
+    logits = bert.classifier_logits(config, model.pooled_output, num_labels=2,
+                                    is_training=True)
+"""
+
+import collections
+import json
+import math
+import os
+
+from slim_compat import tf
+from training import precision
+
+BertConfig = collections.namedtuple(
+    "BertConfig",
+    [
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "hidden_act",
+        "hidden_dropout_prob",
+        "attention_probs_dropout_prob",
+        "max_position_embeddings",
+        "type_vocab_size",
+        "initializer_range",
+    ],
+)
+BertConfig.__doc__ = """The hyper-parameters of one BERT, with bert_config.json's keys."""
+
+#: google's BERT-Base uncased vocabulary; a named config takes the data's vocab_size instead.
+DEFAULT_VOCAB_SIZE = 30522
+LAYER_NORM_EPSILON = 1e-12  # tf.contrib.layers.layer_norm's, which google's modeling.py uses
+ATTENTION_MASK_ADDER = -10000.0  # google's: a masked score gets this added before the softmax
+
+
+def _config(layers, hidden, heads=None):
+    """A BERT of `layers` x `hidden`: heads of 64, a feed-forward 4x wide, google's rest."""
+    return BertConfig(
+        vocab_size=DEFAULT_VOCAB_SIZE,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads or hidden // 64,
+        intermediate_size=4 * hidden,
+        hidden_act="gelu",
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        initializer_range=0.02,
+    )
+
+
+#: THE map from BERT name to its configuration (vocab_size is replaced by the data's).
+BERT_CONFIGS = {
+    "bert_tiny": _config(2, 128),
+    "bert_mini": _config(4, 256),
+    "bert_small": _config(4, 512),
+    "bert_medium": _config(8, 512),
+    "bert_base": _config(12, 768),
+    "bert_large": _config(24, 1024),
+}
+
+ACTIVATIONS = ("gelu", "relu", "tanh", "linear")
+
+
+def check_config(config, source="the BERT config"):
+    """Raises ValueError naming `source` and the bad field if `config` cannot build a BERT."""
+    integers = (
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "max_position_embeddings",
+        "type_vocab_size",
+    )
+    for field in integers:
+        value = getattr(config, field)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{source}: {field} must be a positive integer, got {value!r}")
+    for field in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+        value = getattr(config, field)
+        if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+            raise ValueError(f"{source}: {field} must be in [0, 1), got {value!r}")
+    if not isinstance(config.initializer_range, (int, float)) or config.initializer_range <= 0:
+        raise ValueError(
+            f"{source}: initializer_range must be > 0, got {config.initializer_range!r}"
+        )
+    if config.hidden_size % config.num_attention_heads:
+        raise ValueError(
+            f"{source}: hidden_size {config.hidden_size} is not a multiple of "
+            f"num_attention_heads {config.num_attention_heads}"
+        )
+    if str(config.hidden_act).lower() not in ACTIVATIONS:
+        raise ValueError(
+            f"{source}: unknown hidden_act {config.hidden_act!r}; expected one of: "
+            f"{', '.join(ACTIVATIONS)}"
+        )
+
+
+def config_from_json_file(path):
+    """Reads a google bert_config.json (unknown keys, e.g. 'directionality', are ignored).
+
+    Raises:
+        FileNotFoundError: no file at `path`.
+        ValueError: not JSON, a missing key, or a value that cannot build a BERT.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"BERT config file {path!r} does not exist")
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from e
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} must hold a JSON object of BERT hyper-parameters")
+    missing = [field for field in BertConfig._fields if field not in values]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)} (google's bert_config.json keys)")
+    config = BertConfig(**{field: values[field] for field in BertConfig._fields})
+    check_config(config, path)
+    return config
+
+
+def get_config(name=None, config_file=None, vocab_size=None):
+    """The BertConfig of a named size or of a bert_config.json.
+
+    Args:
+        name: a key of BERT_CONFIGS (used when config_file is None).
+        config_file: a google bert_config.json; its vocab_size is kept.
+        vocab_size: the vocabulary of a named config (default: google's 30522).
+
+    Raises:
+        ValueError: an unknown name (lists the valid ones) or a bad config file.
+    """
+    if config_file:
+        return config_from_json_file(config_file)
+    if name not in BERT_CONFIGS:
+        raise ValueError(
+            f"Unknown BERT model {name!r}; expected one of: {', '.join(BERT_CONFIGS)} "
+            "(or a google bert_config.json)"
+        )
+    config = BERT_CONFIGS[name]
+    if vocab_size is not None:
+        config = config._replace(vocab_size=int(vocab_size))
+    check_config(config, f"BERT model {name!r}")
+    return config
+
+
+def gelu(x):
+    """GELU with google's tanh approximation (Hendrycks & Gimpel 2016)."""
+    cdf = 0.5 * (1.0 + tf.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
+    return x * cdf
+
+
+def get_activation(name):
+    """The activation function of a bert_config hidden_act; None for 'linear'."""
+    act = str(name).lower()
+    functions = {"gelu": gelu, "relu": tf.nn.relu, "tanh": tf.tanh, "linear": None}
+    if act not in functions:
+        raise ValueError(f"Unknown hidden_act {name!r}; expected one of: {', '.join(functions)}")
+    return functions[act]
+
+
+def _initializer(config):
+    return tf.truncated_normal_initializer(stddev=config.initializer_range)
+
+
+def dense(x, units, config, dtype, activation=None, name="dense"):
+    """x @ kernel + bias in `dtype`, with variables `name`/kernel [in, units] and `name`/bias."""
+    with tf.variable_scope(name):
+        kernel = tf.get_variable(
+            "kernel",
+            [tf.compat.dimension_value(x.shape[-1]), units],
+            dtype=dtype,
+            initializer=_initializer(config),
+        )
+        bias = tf.get_variable("bias", [units], dtype=dtype, initializer=tf.zeros_initializer())
+        out = tf.nn.bias_add(tf.matmul(x, kernel), bias)
+        return activation(out) if activation is not None else out
+
+
+def layer_norm(x, name="LayerNorm"):
+    """Layer normalisation of the last axis in fp32 (beta, gamma), cast back to x's dtype."""
+    with tf.variable_scope(name):
+        width = tf.compat.dimension_value(x.shape[-1])
+        beta = tf.get_variable("beta", [width], tf.float32, tf.zeros_initializer())
+        gamma = tf.get_variable("gamma", [width], tf.float32, tf.ones_initializer())
+        x32 = tf.cast(x, tf.float32)
+        mean, variance = tf.nn.moments(x32, axes=[-1], keepdims=True)
+        out = (x32 - mean) * tf.math.rsqrt(variance + LAYER_NORM_EPSILON) * gamma + beta
+        return tf.cast(out, x.dtype)
+
+
+def dropout(x, prob):
+    """Drops `prob` of x's values (google's convention: prob of dropping, not keeping)."""
+    return tf.nn.dropout(x, rate=prob) if prob else x
+
+
+def _softmax(scores):
+    """Softmax of the last axis, in fp32 for fp16 / bf16 scores."""
+    if scores.dtype == tf.float32:
+        return tf.nn.softmax(scores)
+    return tf.cast(tf.nn.softmax(tf.cast(scores, tf.float32)), scores.dtype)
+
+
+def check_sequence_length(config, seq_length):
+    """Raises ValueError when a static sequence length exceeds max_position_embeddings."""
+    if isinstance(seq_length, int) and seq_length > config.max_position_embeddings:
+        raise ValueError(
+            f"sequence length {seq_length} exceeds the model's max_position_embeddings "
+            f"{config.max_position_embeddings}"
+        )
+
+
+def embeddings(config, input_ids, segment_ids, is_training, dtype):
+    """Word + token-type + position embeddings, layer-normalised (and dropped out).
+
+    Returns:
+        (output [batch, seq, hidden] in dtype, the word embedding table [vocab, hidden]).
+    """
+    seq_length = tf.compat.dimension_value(input_ids.shape[1])
+    check_sequence_length(config, seq_length)
+    with tf.variable_scope("embeddings"):
+        width = config.hidden_size
+        word_table = tf.get_variable(
+            "word_embeddings", [config.vocab_size, width], initializer=_initializer(config)
+        )
+        output = precision.embedding_lookup(word_table, input_ids, dtype)
+        type_table = tf.get_variable(
+            "token_type_embeddings",
+            [config.type_vocab_size, width],
+            initializer=_initializer(config),
+        )
+        output += precision.embedding_lookup(type_table, segment_ids, dtype)
+        position_table = tf.get_variable(
+            "position_embeddings",
+            [config.max_position_embeddings, width],
+            initializer=_initializer(config),
+        )
+        length = tf.shape(input_ids)[1]
+        checks = []
+        if seq_length is None:
+            checks.append(
+                tf.debugging.assert_less_equal(
+                    length,
+                    config.max_position_embeddings,
+                    message="sequence length exceeds max_position_embeddings",
+                )
+            )
+        with tf.control_dependencies(checks):
+            positions = tf.cast(position_table[:length], dtype)
+        output += positions[tf.newaxis]
+        output = layer_norm(output)
+        return dropout(output, config.hidden_dropout_prob if is_training else 0.0), word_table
+
+
+def attention_mask_adder(input_mask, dtype):
+    """[batch, 1, 1, seq]: 0 where a key may be attended, -10000 on padding (google's)."""
+    mask = tf.cast(input_mask, dtype)[:, tf.newaxis, tf.newaxis, :]
+    return (1.0 - mask) * tf.cast(ATTENTION_MASK_ADDER, dtype)
+
+
+def self_attention(x, adder, batch, seq, config, is_training, dtype):
+    """Multi-head self-attention of x [batch * seq, hidden] -> [batch * seq, hidden]."""
+    heads = config.num_attention_heads
+    head_size = config.hidden_size // heads
+
+    def split_heads(t):  # [B*S, N*H] -> [B, N, S, H]
+        return tf.transpose(tf.reshape(t, [batch, seq, heads, head_size]), [0, 2, 1, 3])
+
+    query = split_heads(dense(x, config.hidden_size, config, dtype, name="query"))
+    key = split_heads(dense(x, config.hidden_size, config, dtype, name="key"))
+    value = split_heads(dense(x, config.hidden_size, config, dtype, name="value"))
+    scores = tf.matmul(query, key, transpose_b=True) * tf.cast(1.0 / math.sqrt(head_size), dtype)
+    probs = _softmax(scores + adder)
+    probs = dropout(probs, config.attention_probs_dropout_prob if is_training else 0.0)
+    context = tf.transpose(tf.matmul(probs, value), [0, 2, 1, 3])
+    return tf.reshape(context, [batch * seq, config.hidden_size])
+
+
+def transformer_encoder(x, input_mask, config, is_training, dtype):
+    """google's post-LN Transformer encoder; returns the output of every layer [B, S, H]."""
+    batch, seq = tf.shape(x)[0], tf.shape(x)[1]
+    adder = attention_mask_adder(input_mask, dtype)
+    activation = get_activation(config.hidden_act)
+    hidden_dropout = config.hidden_dropout_prob if is_training else 0.0
+    prev = tf.reshape(x, [-1, config.hidden_size])
+    outputs = []
+    for index in range(config.num_hidden_layers):
+        with tf.variable_scope(f"layer_{index}"):
+            with tf.variable_scope("attention"):
+                with tf.variable_scope("self"):
+                    attended = self_attention(prev, adder, batch, seq, config, is_training, dtype)
+                with tf.variable_scope("output"):
+                    attended = dropout(
+                        dense(attended, config.hidden_size, config, dtype), hidden_dropout
+                    )
+                    attended = layer_norm(attended + prev)
+            with tf.variable_scope("intermediate"):
+                inner = dense(attended, config.intermediate_size, config, dtype, activation)
+            with tf.variable_scope("output"):
+                out = dropout(dense(inner, config.hidden_size, config, dtype), hidden_dropout)
+                prev = layer_norm(out + attended)
+            outputs.append(tf.reshape(prev, [batch, seq, config.hidden_size]))
+    return outputs
+
+
+class BertModel:
+    """The BERT encoder and pooler under the scope 'bert'.
+
+    Attributes:
+        sequence_output: the last layer, [batch, seq, hidden] in the compute dtype.
+        pooled_output: tanh(dense(first token)), [batch, hidden] in the compute dtype.
+        all_encoder_layers: every layer's output.
+        embedding_output: the layer-normalised embeddings (the encoder's input).
+        embedding_table: bert/embeddings/word_embeddings (fp32), which the MLM head reuses.
+    """
+
+    def __init__(
+        self,
+        config,
+        input_ids,
+        input_mask=None,
+        segment_ids=None,
+        is_training=False,
+        dtype=tf.float32,
+        scope="bert",
+    ):
+        input_ids = tf.convert_to_tensor(input_ids)
+        if input_mask is None:
+            input_mask = tf.ones_like(input_ids)
+        if segment_ids is None:
+            segment_ids = tf.zeros_like(input_ids)
+        self.config = config
+        with tf.variable_scope(scope):
+            self.embedding_output, self.embedding_table = embeddings(
+                config, input_ids, segment_ids, is_training, dtype
+            )
+            with tf.variable_scope("encoder"):
+                self.all_encoder_layers = transformer_encoder(
+                    self.embedding_output, input_mask, config, is_training, dtype
+                )
+            self.sequence_output = self.all_encoder_layers[-1]
+            with tf.variable_scope("pooler"):
+                first_token = self.sequence_output[:, 0]
+                self.pooled_output = dense(first_token, config.hidden_size, config, dtype, tf.tanh)
+
+
+def gather_positions(sequence_output, positions):
+    """The vectors at `positions` [batch, P] of sequence_output [batch, seq, H] -> [batch*P, H]."""
+    shape = tf.shape(sequence_output)
+    batch, seq = shape[0], shape[1]
+    width = tf.compat.dimension_value(sequence_output.shape[-1])
+    offsets = tf.range(batch, dtype=positions.dtype)[:, tf.newaxis] * tf.cast(seq, positions.dtype)
+    flat = tf.reshape(sequence_output, [-1, width])
+    return tf.gather(flat, tf.reshape(positions + offsets, [-1]))
+
+
+def masked_lm_logits(config, sequence_output, embedding_table, positions, dtype=tf.float32):
+    """google's masked-LM head: fp32 logits [batch * P, vocab] at `positions` [batch, P].
+
+    The output matrix is the word embedding table (tied), cast whole to the compute dtype:
+    unlike the input lookup, every row takes part in this matmul.
+    """
+    x = gather_positions(sequence_output, positions)
+    with tf.variable_scope("cls/predictions"):
+        with tf.variable_scope("transform"):
+            x = dense(x, config.hidden_size, config, dtype, get_activation(config.hidden_act))
+            x = layer_norm(x)
+        output_bias = tf.get_variable(
+            "output_bias", [config.vocab_size], tf.float32, tf.zeros_initializer()
+        )
+        table = embedding_table if dtype == tf.float32 else tf.cast(embedding_table, dtype)
+        logits = tf.matmul(x, table, transpose_b=True)
+        return tf.nn.bias_add(tf.cast(logits, tf.float32), output_bias)
+
+
+def next_sentence_logits(config, pooled_output):
+    """google's next-sentence head: fp32 logits [batch, 2] (0: B follows A, 1: random B)."""
+    with tf.variable_scope("cls/seq_relationship"):
+        weights = tf.get_variable(
+            "output_weights", [2, config.hidden_size], tf.float32, _initializer(config)
+        )
+        bias = tf.get_variable("output_bias", [2], tf.float32, tf.zeros_initializer())
+        logits = tf.matmul(tf.cast(pooled_output, tf.float32), weights, transpose_b=True)
+        return tf.nn.bias_add(logits, bias)
+
+
+def classifier_logits(config, pooled_output, num_labels, is_training, dropout_prob=None):
+    """run_classifier's head: fp32 logits [batch, num_labels] from the pooled output.
+
+    The variables are google's root-level `output_weights` [num_labels, hidden] and
+    `output_bias` [num_labels]; training drops out the pooled output (0.1, google's).
+    """
+    if dropout_prob is None:
+        dropout_prob = config.hidden_dropout_prob
+    weights = tf.get_variable(
+        "output_weights", [num_labels, config.hidden_size], tf.float32, _initializer(config)
+    )
+    bias = tf.get_variable("output_bias", [num_labels], tf.float32, tf.zeros_initializer())
+    pooled = tf.cast(pooled_output, tf.float32)
+    pooled = dropout(pooled, dropout_prob if is_training else 0.0)
+    return tf.nn.bias_add(tf.matmul(pooled, weights, transpose_b=True), bias)
+
+
+def pretraining_flops_per_example(config, seq_length, max_predictions):
+    """Training FLOPs of one pretraining example (forward + backward = 3x forward matmuls).
+
+    Counts the matmuls (2 FLOPs per multiply-add): per layer 4 H^2 S (Q, K, V, output),
+    2 H I S (feed-forward), 2 S^2 H (scores and context); the MLM head at P positions
+    (H^2 + H V) and the pooler + NSP head.
+    """
+    h, i, v, s = config.hidden_size, config.intermediate_size, config.vocab_size, seq_length
+    per_layer = 4 * h * h * s + 2 * h * i * s + 2 * s * s * h
+    heads = max_predictions * (h * h + h * v) + h * h + 2 * h
+    return 3 * 2 * (config.num_hidden_layers * per_layer + heads)
