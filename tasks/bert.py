@@ -332,10 +332,14 @@ class BertPretrainingTask(_BertTask):
         }
 
     def eval_statistics(self, features, outputs):
-        mlm_loss, _, mlm_weights, nsp_loss, _ = self._per_example(features, outputs)
+        mlm_loss, mlm_ids, mlm_weights, nsp_loss, _ = self._per_example(features, outputs)
         mlm_hit, nsp_hit = self._correct(features, outputs)
+        vocab_size = tf.compat.dimension_value(outputs["masked_lm_logits"].shape[-1])
         return {
             "count": tf.cast(tf.shape(nsp_hit)[0], tf.float32),
+            # How often each id is the answer: the accuracy of always guessing the most
+            # frequent one is the baseline the model must beat.
+            "masked_lm_id_counts": tf.math.unsorted_segment_sum(mlm_weights, mlm_ids, vocab_size),
             "masked_lm_predictions": tf.reduce_sum(mlm_weights),
             "masked_lm_correct": tf.reduce_sum(mlm_hit),
             "masked_lm_loss_sum": tf.reduce_sum(mlm_weights * mlm_loss),
@@ -353,6 +357,7 @@ class BertPretrainingTask(_BertTask):
         return {
             "masked_lm_accuracy": float(sums["masked_lm_correct"]) / predictions,
             "masked_lm_loss": float(sums["masked_lm_loss_sum"]) / predictions,
+            "masked_lm_majority_accuracy": float(np.max(sums["masked_lm_id_counts"])) / predictions,
             "next_sentence_accuracy": float(sums["next_sentence_correct"]) / count,
             "next_sentence_loss": float(sums["next_sentence_loss_sum"]) / count,
             "count": int(round(count)),
@@ -463,6 +468,8 @@ class SequenceClassificationTask(_BertTask):
             "accuracy": float(correct.sum() / count),
             "loss": float(sums["loss_sum"]) / count,
             "macro_f1": float(f1[support > 0].mean()) if (support > 0).any() else 0.0,
+            # Always answering the most frequent class of this split: the bar to beat.
+            "majority_class_accuracy": float(support.max() / count),
         }
         if len(correct) == 2:
             metrics["f1"] = float(f1[1])  # of class 1, the positive class of binary tasks

@@ -154,6 +154,8 @@ def test_pretraining_metrics_from_sums(bert_params):
     assert metrics["masked_lm_accuracy"] == pytest.approx(2 / 3)  # the padding one ignored
     assert metrics["next_sentence_accuracy"] == pytest.approx(0.5)
     assert metrics["masked_lm_loss"] > 0
+    # ids 3, 4, 5 once each per batch (the padded 0 has weight 0): the majority guess is 1/3.
+    assert metrics["masked_lm_majority_accuracy"] == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="empty"):
         task.metrics_from_sums({k: 0 * v for k, v in stats.items()})
 
@@ -178,6 +180,7 @@ def test_classification_metrics_and_per_class_counts():
     # class 1: precision 2/3, recall 2/3 -> F1 2/3; class 0 likewise.
     assert metrics["f1"] == pytest.approx(2 / 3)
     assert metrics["macro_f1"] == pytest.approx(2 / 3)
+    assert metrics["majority_class_accuracy"] == pytest.approx(0.5)
     assert (metrics["class_0_correct"], metrics["class_0_support"]) == (2, 3)
     assert (metrics["class_1_correct"], metrics["class_1_support"]) == (2, 3)
     assert "1:2/3" in task.format_metrics(metrics)
