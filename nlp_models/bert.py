@@ -450,3 +450,38 @@ def pretraining_flops_per_example(config, seq_length, max_predictions):
     per_layer = 4 * h * h * s + 2 * h * i * s + 2 * s * s * h
     heads = max_predictions * (h * h + h * v) + h * h + 2 * h
     return 3 * 2 * (config.num_hidden_layers * per_layer + heads)
+
+
+def num_parameters(config, pretraining_heads=True):
+    """Weights of a BERT of `config` (encoder and pooler, plus the MLM and NSP heads)."""
+    h, i, v = config.hidden_size, config.intermediate_size, config.vocab_size
+    embeddings_ = (v + config.type_vocab_size + config.max_position_embeddings + 2) * h
+    layer = 4 * (h * h + h) + 2 * h * i + i + h + 4 * h
+    count = embeddings_ + config.num_hidden_layers * layer + h * h + h
+    if pretraining_heads:
+        count += h * h + 3 * h + v + 2 * h + 2
+    return count
+
+
+def main(argv=None):
+    """`python -m nlp_models.bert --list`: every named BERT with its size."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="The BERT sizes of nlp_models/bert.py")
+    parser.add_argument("--list", action="store_true", help="print every name and its size")
+    parser.add_argument("--vocab_size", type=int, default=DEFAULT_VOCAB_SIZE)
+    args = parser.parse_args(argv)
+    if args.list:
+        for name, config in BERT_CONFIGS.items():
+            config = config._replace(vocab_size=args.vocab_size)
+            print(
+                f"{name:12s} L{config.num_hidden_layers:<3d} H{config.hidden_size:<5d} "
+                f"A{config.num_attention_heads:<3d} I{config.intermediate_size:<5d} "
+                f"{num_parameters(config, False) / 1e6:7.1f}M encoder, "
+                f"{num_parameters(config) / 1e6:7.1f}M with the pretraining heads"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -121,8 +121,10 @@ def test_variables_are_googles_checkpoint_layout(name):
     assert sorted(set(layout) - set(expected)) == []
     assert sorted(set(expected) - set(layout)) == []
     assert {k: v for k, v in layout.items() if expected[k] != v} == {}
+    h = config.hidden_size
+    assert num_params == bert.num_parameters(config) + 3 * h + 3  # + the 3-label classifier
     if name == "bert_base":  # the paper's 110M (BERT-Base uncased: 109.5M in the encoder)
-        assert 109e6 < num_params < 111e6
+        assert round(bert.num_parameters(config, pretraining_heads=False) / 1e5) == 1095
 
 
 def test_named_sizes_are_the_published_ones():
