@@ -363,7 +363,24 @@ def define_flags():
     f.DEFINE_integer(
         "eval_every_n_steps",
         0,
-        "Evaluate on --eval_split_name every N training steps and log top-1/top-5 (0: never).",
+        "Evaluate on --eval_split_name every N training steps and log the task's metrics "
+        "(image classification: top-1/top-5; 0: never).",
+    )
+    f.DEFINE_string(
+        "early_stopping_metric",
+        None,
+        "Stop training when this eval metric (a key of the task's metrics, e.g. "
+        "val_accuracy) has not improved for --early_stopping_patience evaluations; "
+        "needs --eval_every_n_steps. Default: no early stopping.",
+    )
+    f.DEFINE_integer(
+        "early_stopping_patience", 10, "Evaluations without improvement before early stopping."
+    )
+    f.DEFINE_enum(
+        "early_stopping_mode",
+        "max",
+        ["max", "min"],
+        "Whether --early_stopping_metric improves upwards (accuracy, BLEU) or downwards (loss).",
     )
     f.DEFINE_string(
         "eval_split_name",
@@ -438,6 +455,13 @@ def define_flags():
         "Horovod tensor fusion buffer in MB (HOROVOD_FUSION_THRESHOLD).",
     )
     f.DEFINE_float("cycle_time_ms", None, "Horovod cycle time in ms (HOROVOD_CYCLE_TIME).")
+    f.DEFINE_boolean(
+        "sparse_as_dense",
+        None,
+        "Horovod: reduce embedding (IndexedSlices) gradients as dense tensors with an "
+        "allreduce (true) or allgather their rows (false). Default: the task's (dense for "
+        "images and text, allgather for recommendation tables).",
+    )
 
     # ------------------------------------------------------ FastNN's other names
     f.DEFINE_alias("log_loss_every_n_iters", "log_every_n_steps")

@@ -30,9 +30,9 @@ or `register_task("name", MyTask)`.
 import collections
 
 InputData = collections.namedtuple(
-    "InputData", ["dataset", "num_examples", "description", "batches_per_epoch"]
+    "InputData", ["dataset", "num_examples", "description", "batches_per_epoch", "errors_named"]
 )
-InputData.__new__.__defaults__ = ("", None)
+InputData.__new__.__defaults__ = ("", None, None)
 InputData.__doc__ = """The input of one rank for one split.
 
 dataset: a tf.data.Dataset of dicts of batched feature tensors. Training streams repeat
@@ -44,6 +44,8 @@ description: a sentence for the log (e.g. how the files were sharded over ranks)
 batches_per_epoch: batches of ONE rank in one epoch, when batches are not a fixed number
     of examples (token batching, one full-graph batch); None: num_examples divided by the
     global batch.
+errors_named: optional factory of a context manager around the reading session that turns
+    a read error into one naming the bad file (dataset_factory.input_errors_named).
 """
 
 Losses = collections.namedtuple("Losses", ["total", "parts"])
@@ -81,6 +83,9 @@ class Task:
     @classmethod
     def define_flags(cls, flags_module):
         """Defines this task's own absl flags (called once, before parsing)."""
+
+    def check_params(self, params, dist):
+        """Raises ValueError for flag values this task cannot run, before anything is built."""
 
     def build_inputs(self, params, split, is_training, rank, size, batch_size, seed, start_step=0):
         """Returns the InputData of this rank for `split`.
