@@ -220,12 +220,18 @@ def get_task(name, valid=None):
 
     Args:
         name: a registered task name.
-        valid: optional subset of names an entry point serves (e.g. the NLP tasks).
+        valid: optional names an entry point serves (e.g. the NLP tasks).
 
     Raises:
-        ValueError: unknown name, listing the valid ones.
+        ValueError: unknown name, listing the valid ones; or a valid name whose module
+            did not register it.
     """
-    names = [n for n in TASKS if valid is None or n in valid]
+    names = sorted(valid if valid is not None else TASKS)
     if name not in names:
-        raise ValueError(f"Unknown task {name!r}; expected one of: {', '.join(sorted(names))}")
+        raise ValueError(f"Unknown task {name!r}; expected one of: {', '.join(names)}")
+    if name not in TASKS:
+        raise ValueError(
+            f"Task {name!r} is not registered: no module of tasks/ defines it in this "
+            f"checkout (registered: {', '.join(sorted(TASKS)) or 'none'})"
+        )
     return TASKS[name]()
