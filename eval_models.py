@@ -20,6 +20,7 @@ import tasks  # noqa: F401  (registers every task)
 from training import evaluator, runtime, task, trainer
 
 FLAGS = flags.FLAGS
+trainer.define_task_flag("image_classification")  # --task, and every task's own flags
 
 
 def main(argv):
@@ -30,5 +31,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    trainer.define_task_flag("image_classification", sorted(task.TASKS))
     app.run(main)

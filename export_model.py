@@ -80,7 +80,7 @@ def define_export_flags():
 
 
 define_export_flags()
-trainer.define_task_flag("image_classification", sorted(task.TASKS))
+trainer.define_task_flag("image_classification")
 
 
 def export_task_from_flags():

@@ -225,13 +225,13 @@ def define_flags():
 
     # ----------------------------------------------------- learning-rate tuning
     f.DEFINE_float("learning_rate", 0.01, "Initial learning rate (per rank before scaling).")
-    f.DEFINE_enum(
+    f.DEFINE_string(
         "learning_rate_decay_type",
         "exponential",
-        ["fixed", "exponential", "polynomial", "linear", "inverse_sqrt", "noam"],
-        "How the learning rate decays (training/learning_rates.py): linear = to "
-        "--end_learning_rate at --stop_at_step; inverse_sqrt and noam warm up over "
-        "--warmup_steps by themselves.",
+        "How the learning rate decays, a schedule of training/learning_rates.py SCHEDULES: "
+        "fixed, exponential, polynomial, linear, inverse_sqrt, noam, or one a task "
+        "registers. linear = to --end_learning_rate at --stop_at_step; inverse_sqrt and "
+        "noam warm up over --warmup_steps by themselves.",
     )
     f.DEFINE_float("end_learning_rate", 0.0001, "Final learning rate of polynomial decay.")
     f.DEFINE_float("learning_rate_decay_factor", 0.94, "Exponential decay factor.")
@@ -274,22 +274,12 @@ def define_flags():
     )
 
     # ---------------------------------------------------------------- optimizer
-    f.DEFINE_enum(
+    f.DEFINE_string(
         "optimizer",
         "momentum",
-        [
-            "adadelta",
-            "adagrad",
-            "adam",
-            "ftrl",
-            "momentum",
-            "sgd",
-            "rmsprop",
-            "adamw",
-            "adamweightdecay",
-            "lamb",
-        ],
-        "Optimizer (training/optimizers.py); adamweightdecay is FastNN's name for adamw.",
+        "Optimizer of training/optimizers.py OPTIMIZERS: adadelta, adagrad, adam, ftrl, "
+        "momentum, sgd, rmsprop, adamw, adamweightdecay (FastNN's name for adamw), lamb, or "
+        "one a task registers.",
     )
     f.DEFINE_float("adadelta_rho", 0.95, "Adadelta decay rate.")
     f.DEFINE_float("adagrad_initial_accumulator_value", 0.1, "Adagrad starting accumulator.")

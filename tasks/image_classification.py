@@ -214,6 +214,7 @@ class ImageClassificationTask(task.Task):
     """Image classification with the networks of image_models/nets_factory.py."""
 
     name = "image_classification"
+    family = "image"
     throughput_labels = {"examples": ("images_per_sec", "img/s")}
 
     def __init__(self):

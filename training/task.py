@@ -72,6 +72,9 @@ class Task:
 
     #: Name in the task registry and in --task.
     name = None
+    #: The entry point that trains it: "image" (train_image_classifiers.py), "nlp"
+    #: (train_nlp_models.py), "rec" (train_rec_models.py) or "graph" (train_graph_models.py).
+    family = None
     #: Horovod's default for IndexedSlices gradients (embedding lookups): True reduces
     #: them as dense tensors (allreduce), False allgathers their rows. --sparse_as_dense
     #: overrides it. Dense is right when most rows are touched per step (a shared
@@ -215,23 +218,24 @@ def register_task(name, task_class):
     return task_class
 
 
-def get_task(name, valid=None):
+def tasks_of_family(family):
+    """Sorted names of the registered tasks of `family` (e.g. "nlp")."""
+    return sorted(name for name, cls in TASKS.items() if cls.family == family)
+
+
+def get_task(name, family=None):
     """Instantiates the task `name`.
 
     Args:
         name: a registered task name.
-        valid: optional names an entry point serves (e.g. the NLP tasks).
+        family: optional family an entry point serves (e.g. "nlp"): only its tasks are valid.
 
     Raises:
-        ValueError: unknown name, listing the valid ones; or a valid name whose module
-            did not register it.
+        ValueError: unknown name, listing the valid ones.
     """
-    names = sorted(valid if valid is not None else TASKS)
+    names = sorted(TASKS) if family is None else tasks_of_family(family)
     if name not in names:
+        if not names:
+            raise ValueError(f"Unknown task {name!r}: no {family} task is registered yet")
         raise ValueError(f"Unknown task {name!r}; expected one of: {', '.join(names)}")
-    if name not in TASKS:
-        raise ValueError(
-            f"Task {name!r} is not registered: no module of tasks/ defines it in this "
-            f"checkout (registered: {', '.join(sorted(TASKS)) or 'none'})"
-        )
     return TASKS[name]()

@@ -210,6 +210,9 @@ def train(task, params=None, extra_hooks=()):
     flags.warn_pai_only_flags(dist.is_chief)
     run_hooks_named = flags.parse_hooks(params.hooks)
     task.check_params(params, dist)
+    # Names first, so a typo fails before any graph is built.
+    optimizers.check_name(params.optimizer)
+    learning_rates.check_schedule_name(params.learning_rate_decay_type)
     if not 0 <= params.profile_at_task < dist.size:
         raise ValueError(
             f"--profile_at_task={params.profile_at_task} is not a rank of this run "
@@ -477,36 +480,34 @@ def make_eval_hook(task, params, compute, dist, step_after, global_step):
 
 
 # ------------------------------------------------------------------ entry points
-def define_task_flag(default, names):
-    """Defines --task (this entry point's default) and the flags of its tasks."""
+def define_task_flag(default, family=None):
+    """Defines --task (this entry point's default) and the flags of the tasks it serves.
+
+    Args:
+        default: the default --task.
+        family: the Task.family this entry point trains (None: every registered task).
+    """
     from absl import flags as absl_flags
 
     import tasks  # noqa: F401  (registers every task)
 
     flags.define_flags()
+    names = sorted(task_lib.TASKS) if family is None else task_lib.tasks_of_family(family)
     if "task" not in FLAGS:
         absl_flags.DEFINE_string(
-            "task", default, f"Task to train, one of: {', '.join(sorted(names))}."
+            "task", default, f"Task to run, one of: {', '.join(names) or 'none registered yet'}."
         )
     for name in names:
-        if name in task_lib.TASKS:
-            task_lib.TASKS[name].define_flags(flags)
+        task_lib.TASKS[name].define_flags(flags)
 
 
-def run(names, extra_hooks=()):
-    """Trains the --task (one of `names`) from the flags; returns train()'s result."""
-    import tasks  # noqa: F401  (registers every task)
-
-    return train(task_lib.get_task(FLAGS.task, valid=names), FLAGS, extra_hooks)
-
-
-def main_for(names):
-    """An absl main that trains the --task (one of `names`)."""
+def main_for(family):
+    """An absl main that trains the --task, one of the tasks of `family`."""
 
     def main(argv):
         if len(argv) > 1:
             raise app.UsageError(f"Unexpected arguments (not --flags): {' '.join(argv[1:])}")
         runtime.configure_tf_runtime()
-        run(names)
+        train(task_lib.get_task(FLAGS.task, family), FLAGS)
 
     return main
