@@ -4,4 +4,5 @@ One module per family; each registers its tasks with training.task.register_task
 imported. Add a family's module here (one line).
 """
 
+import tasks.bert  # noqa: F401
 from tasks import image_classification  # noqa: F401

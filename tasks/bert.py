@@ -26,17 +26,20 @@ No L2 term is added to the loss: BERT's weight decay is the optimizer's decouple
 (--optimizer=adamw or lamb, --decoupled_weight_decay, skipping LayerNorm and biases).
 """
 
+import functools
 import glob
 import json
 import os
+import types
 
 import numpy as np
+from absl import flags as absl_flags
 
 from datasets import create_pretraining_data, dataset_factory
 from datasets import download_and_convert_text_classification as text_classification
 from nlp_models import bert
 from slim_compat import tf
-from training import input_pipeline
+from training import checkpoints, input_pipeline
 from training.task import ExportSignature, InputData, Losses, Task, register_task
 
 PRETRAINING_HELD_OUT = ("validation", "dev", "test")
@@ -45,8 +48,9 @@ EXPORT_INPUTS = ("input_ids", "input_mask", "segment_ids")
 
 
 def _define(flags_module, kind, name, default, help_text):
+    # flags_module is tfzoo's flags.py (whose FLAGS is absl's) or absl.flags itself.
     if name not in flags_module.FLAGS:
-        getattr(flags_module, f"DEFINE_{kind}")(name, default, help_text)
+        getattr(absl_flags, f"DEFINE_{kind}")(name, default, help_text)
 
 
 def define_bert_flags(flags_module):
@@ -73,8 +77,10 @@ def define_bert_flags(flags_module):
         "string",
         "init_checkpoint",
         None,
-        "google's name for finetuning: a checkpoint prefix (or a directory: its latest) to "
-        "start from; the same as --task_type=finetune with --model_dir/--ckpt_file_name.",
+        "google's finetune start: a checkpoint prefix (e.g. uncased_L-12_H-768_A-12/"
+        "bert_model.ckpt) or a directory (its latest) whose weights a fresh run starts from, "
+        "minus --checkpoint_exclude_scopes and the task's new head; ignored when --train_dir "
+        "holds a checkpoint (resume).",
     )
 
 
@@ -119,6 +125,57 @@ def _split_files(dataset_dir, name, split, held_out):
     return split, files, sizes[split]
 
 
+def resolve_init_checkpoint(path):
+    """The checkpoint prefix of --init_checkpoint: a prefix, or a directory's latest.
+
+    Raises:
+        FileNotFoundError: naming the path that holds no checkpoint.
+    """
+    if os.path.isdir(path):
+        return checkpoints.resolve_checkpoint(path)
+    directory, name = os.path.split(path)
+    if not os.path.isdir(directory or "."):
+        raise FileNotFoundError(f"--init_checkpoint {path!r}: no directory {directory!r}")
+    return checkpoints.resolve_checkpoint(directory or ".", name)
+
+
+class InitCheckpointHook(tf.train.SessionRunHook):
+    """google's --init_checkpoint: restores a checkpoint's weights into a fresh run.
+
+    The variables are the trainer's finetune set (model variables, no optimizer slots,
+    global step or loss scale) minus the exclude scopes, checked against the checkpoint
+    when the graph is built (a missing or reshaped variable is an error naming the scopes
+    to exclude). Every rank restores the same file, so the ranks agree without a
+    broadcast. A session created when train_dir already holds a checkpoint (a resumed or
+    recovered run) is left alone: its own checkpoint wins, as in a TF-Slim finetune.
+    """
+
+    def __init__(self, checkpoint_path, exclude_scopes, ignore_missing_vars, train_dir):
+        self.checkpoint_path = checkpoint_path
+        self._exclude = exclude_scopes
+        self._ignore_missing = ignore_missing_vars
+        self._train_dir = train_dir
+        self.restored = []
+
+    def begin(self):
+        variables = checkpoints.variables_to_restore(",".join(self._exclude))
+        restore = checkpoints.check_restorable(
+            self.checkpoint_path, variables, self._ignore_missing
+        )
+        self.restored = sorted(restore)
+        self._saver = tf.train.Saver(restore, name="init_checkpoint_saver")
+
+    def after_create_session(self, session, coord):
+        if self._train_dir and tf.train.latest_checkpoint(self._train_dir):
+            return
+        tf.logging.info(
+            "--init_checkpoint: restoring %d variables from %s",
+            len(self.restored),
+            self.checkpoint_path,
+        )
+        self._saver.restore(session, self.checkpoint_path)
+
+
 def _to_int32(features):
     return {k: tf.cast(v, tf.int32) if v.dtype == tf.int64 else v for k, v in features.items()}
 
@@ -126,6 +183,7 @@ def _to_int32(features):
 class _BertTask(Task):
     """What both BERT tasks share: flags, config, records, the encoder, throughput."""
 
+    family = "nlp"
     sparse_as_dense = True  # every step touches much of the word table: allreduce it dense
     throughput_labels = {"examples": ("examples/s", "sequences/s")}
     record_name = None
@@ -210,10 +268,13 @@ class _BertTask(Task):
         )
         dataset = dataset.batch(batch_size, drop_remainder=is_training)
         dataset = dataset.prefetch(input_pipeline.AUTOTUNE)
+        # A corrupt record is reported naming its file.
+        source = types.SimpleNamespace(name=self.record_name, split=split, files=files)
         return InputData(
             dataset,
             num_examples,
             f"{self.record_name} {split}: {plan.description}",
+            errors_named=functools.partial(dataset_factory.input_errors_named, source),
         )
 
     # ------------------------------------------------------------------- model
@@ -233,6 +294,36 @@ class _BertTask(Task):
             "examples": tf.shape(features["input_ids"])[0],
             "tokens": tf.reduce_sum(features["input_mask"]),  # non-padding tokens
         }
+
+    def training_hooks(self, params, dist):
+        """The --init_checkpoint restore of a fresh run (see InitCheckpointHook)."""
+        path = getattr(params, "init_checkpoint", None)
+        if not path:
+            return []
+        if getattr(params, "task_type", "pretrain") == "finetune":
+            raise ValueError(
+                "--init_checkpoint and --task_type=finetune both name a checkpoint to start "
+                "from: give one of them"
+            )
+        train_dir = getattr(params, "train_dir", None)
+        if train_dir and tf.train.latest_checkpoint(train_dir):
+            tf.logging.warning(
+                "--train_dir %s already holds a checkpoint: resuming from it, not from "
+                "--init_checkpoint=%s",
+                train_dir,
+                path,
+            )
+            return []
+        excludes = checkpoints.split_scopes(getattr(params, "checkpoint_exclude_scopes", None))
+        excludes += [s for s in self.finetune_exclude_scopes(params) if s not in excludes]
+        return [
+            InitCheckpointHook(
+                resolve_init_checkpoint(path),
+                excludes,
+                bool(getattr(params, "ignore_missing_vars", False)),
+                train_dir,
+            )
+        ]
 
     def export_example(self, signature, batch_size, seed):
         """Ids in range, masks of random lengths, a second segment, positions in range."""
