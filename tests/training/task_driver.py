@@ -3,7 +3,8 @@
 Launched by tests/training/test_trainer.py as `mpirun -np N python task_driver.py OUT_DIR
 --flags...` (or directly for one process). Writes OUT_DIR/rank{r}.npz with the trainable
 weights at the end and OUT_DIR/rank{r}.json with the log and the eval results, as
-horovod_driver.py does for the image task.
+horovod_driver.py does for the image task. TFZOO_TEST_RANK_LOCAL=1 trains the variant
+whose item table each rank holds alone (toy_task.ToyRankLocal).
 """
 
 import json
@@ -27,7 +28,8 @@ def main():
     absl_flags.FLAGS([sys.argv[0]] + sys.argv[2:])
     runtime.configure_tf_runtime()
     hook = horovod_driver.DumpWeightsHook(out_dir)
-    result = trainer.train(toy_task.ToyRegression(), absl_flags.FLAGS, extra_hooks=[hook])
+    toy = toy_task.ToyRankLocal() if os.environ.get("TFZOO_TEST_RANK_LOCAL") else None
+    result = trainer.train(toy or toy_task.ToyRegression(), absl_flags.FLAGS, extra_hooks=[hook])
     import numpy as np
 
     rank = result["rank"]

@@ -190,6 +190,42 @@ def test_two_ranks_equal_one_process_with_the_double_batch_and_evaluate_exactly(
     assert "examples_per_sec" in ranks[0]["log"]["6"]
 
 
+@pytest.mark.horovod
+@pytest.mark.slow
+def test_rank_local_variables_are_neither_broadcast_nor_reduced_nor_in_the_checkpoint(tmp_path):
+    flags = [f"--{k}={v}" for k, v in dict(TOY, stop_at_step=4, train_dir=tmp_path / "t").items()]
+    ranks, _ = test_horovod.launch(
+        str(tmp_path / "out"), flags, np_=2, driver=DRIVER, env={"TFZOO_TEST_RANK_LOCAL": "1"}
+    )
+    first, second = (r["weights"] for r in ranks)
+    # The shared weights: rank 0's at the start, then the same averaged updates.
+    for name in ("end/toy/w", "end/toy/b"):
+        np.testing.assert_array_equal(first[name], second[name])
+    # Each rank's table: its own start (rank + 1), its own batches' gradients.
+    assert not np.allclose(first["end/toy/item_bias"], second["end/toy/item_bias"])
+    assert np.abs(second["end/toy/item_bias"] - 2.0).max() < 1.0
+    saved = dict(tf.train.list_variables(ranks[0]["checkpoint"]))
+    assert "toy/w" in saved and "toy/item_bias" not in saved
+
+
+def test_the_generic_evaluator_reports_the_task_metrics_of_a_checkpoint(tmp_path):
+    from absl import flags as absl_flags
+
+    from training import evaluator
+
+    result, weights, _ = run(tmp_path, stop_at_step=4)
+    absl_flags.FLAGS.unparse_flags()
+    absl_flags.FLAGS(["test", f"--checkpoint_path={tmp_path / 'run'}", "--eval_batch_size=6"])
+    try:
+        with tf.Graph().as_default():
+            metrics = evaluator.evaluate(toy_task.ToyRegression())
+    finally:
+        absl_flags.FLAGS.unparse_flags()
+    assert metrics["checkpoint"] == result["checkpoint"] and metrics["step"] == 4
+    assert metrics["count"] == toy_task.EVAL_SIZE
+    assert metrics["mse"] == pytest.approx(eval_mse(weights), rel=1e-5)
+
+
 @pytest.mark.parametrize(
     "script, family",
     [

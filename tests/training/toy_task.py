@@ -95,3 +95,32 @@ class ToyRegression(task.Task):
 
 
 task.register_task(ToyRegression.name, ToyRegression)
+
+
+class ToyRankLocal(ToyRegression):
+    """The toy task with its item table held by each rank alone (a model-parallel shard).
+
+    Each rank starts its table at rank + 1 and trains it on its own batches only.
+    """
+
+    name = "toy_rank_local"
+
+    def build_inputs(self, params, split, is_training, rank, size, batch_size, seed, start_step=0):
+        self._rank = rank
+        return super().build_inputs(
+            params, split, is_training, rank, size, batch_size, seed, start_step
+        )
+
+    def build_model(self, features, params, is_training, compute_dtype):
+        from training import distributed
+
+        with tf.variable_scope("toy"):
+            init = tf.constant_initializer(float(self._rank + 1))
+            table = tf.get_variable("item_bias", [NUM_ITEMS, 1], initializer=init)
+        if is_training:
+            tf.add_to_collection(distributed.RANK_LOCAL_VARIABLES, table)
+        with tf.variable_scope(tf.get_variable_scope(), reuse=tf.AUTO_REUSE):
+            return super().build_model(features, params, is_training, compute_dtype)
+
+
+task.register_task(ToyRankLocal.name, ToyRankLocal)
