@@ -18,9 +18,11 @@ were written with (their metadata JSON); --max_seq_length only checks them. Sequ
 lengths above max_position_embeddings (512) are refused, and the position table always
 has 512 rows, so a seq-128 phase-1 checkpoint resumes into a seq-512 phase 2.
 
-Finetuning (google's --init_checkpoint) restores the encoder from a pretraining or
-published checkpoint; the classifier head (`output_weights`, `output_bias`) is excluded
-by default, and --checkpoint_exclude_scopes / --trainable_scopes apply as for every task.
+Finetuning (google's --init_checkpoint=P, the same as the trainer's --task_type=finetune
+--model_dir=dirname(P) --ckpt_file_name=basename(P)) restores the encoder from a
+pretraining or published checkpoint; the classifier head (`output_weights`,
+`output_bias`) is excluded by default, and --checkpoint_exclude_scopes /
+--trainable_scopes apply as for every task.
 
 No L2 term is added to the loss: BERT's weight decay is the optimizer's decoupled one
 (--optimizer=adamw or lamb, --decoupled_weight_decay, skipping LayerNorm and biases).
@@ -137,43 +139,6 @@ def resolve_init_checkpoint(path):
     if not os.path.isdir(directory or "."):
         raise FileNotFoundError(f"--init_checkpoint {path!r}: no directory {directory!r}")
     return checkpoints.resolve_checkpoint(directory or ".", name)
-
-
-class InitCheckpointHook(tf.train.SessionRunHook):
-    """google's --init_checkpoint: restores a checkpoint's weights into a fresh run.
-
-    The variables are the trainer's finetune set (model variables, no optimizer slots,
-    global step or loss scale) minus the exclude scopes, checked against the checkpoint
-    when the graph is built (a missing or reshaped variable is an error naming the scopes
-    to exclude). Every rank restores the same file, so the ranks agree without a
-    broadcast. A session created when train_dir already holds a checkpoint (a resumed or
-    recovered run) is left alone: its own checkpoint wins, as in a TF-Slim finetune.
-    """
-
-    def __init__(self, checkpoint_path, exclude_scopes, ignore_missing_vars, train_dir):
-        self.checkpoint_path = checkpoint_path
-        self._exclude = exclude_scopes
-        self._ignore_missing = ignore_missing_vars
-        self._train_dir = train_dir
-        self.restored = []
-
-    def begin(self):
-        variables = checkpoints.variables_to_restore(",".join(self._exclude))
-        restore = checkpoints.check_restorable(
-            self.checkpoint_path, variables, self._ignore_missing
-        )
-        self.restored = sorted(restore)
-        self._saver = tf.train.Saver(restore, name="init_checkpoint_saver")
-
-    def after_create_session(self, session, coord):
-        if self._train_dir and tf.train.latest_checkpoint(self._train_dir):
-            return
-        tf.logging.info(
-            "--init_checkpoint: restoring %d variables from %s",
-            len(self.restored),
-            self.checkpoint_path,
-        )
-        self._saver.restore(session, self.checkpoint_path)
 
 
 def _to_int32(features):
@@ -295,35 +260,24 @@ class _BertTask(Task):
             "tokens": tf.reduce_sum(features["input_mask"]),  # non-padding tokens
         }
 
-    def training_hooks(self, params, dist):
-        """The --init_checkpoint restore of a fresh run (see InitCheckpointHook)."""
+    def check_params(self, params, dist):
+        """--init_checkpoint=P becomes the trainer's finetune of P (see the module docstring).
+
+        The trainer then restores it in the session's initialisation, before the first
+        save and the Horovod broadcast, minus --checkpoint_exclude_scopes and the task's
+        new head, and a train_dir holding a checkpoint resumes instead.
+        """
         path = getattr(params, "init_checkpoint", None)
         if not path:
-            return []
+            return
         if getattr(params, "task_type", "pretrain") == "finetune":
             raise ValueError(
                 "--init_checkpoint and --task_type=finetune both name a checkpoint to start "
                 "from: give one of them"
             )
-        train_dir = getattr(params, "train_dir", None)
-        if train_dir and tf.train.latest_checkpoint(train_dir):
-            tf.logging.warning(
-                "--train_dir %s already holds a checkpoint: resuming from it, not from "
-                "--init_checkpoint=%s",
-                train_dir,
-                path,
-            )
-            return []
-        excludes = checkpoints.split_scopes(getattr(params, "checkpoint_exclude_scopes", None))
-        excludes += [s for s in self.finetune_exclude_scopes(params) if s not in excludes]
-        return [
-            InitCheckpointHook(
-                resolve_init_checkpoint(path),
-                excludes,
-                bool(getattr(params, "ignore_missing_vars", False)),
-                train_dir,
-            )
-        ]
+        prefix = resolve_init_checkpoint(path)
+        params.task_type = "finetune"
+        params.model_dir, params.ckpt_file_name = os.path.split(prefix)
 
     def export_example(self, signature, batch_size, seed):
         """Ids in range, masks of random lengths, a second segment, positions in range."""

@@ -24,7 +24,7 @@ def _sentence(rng, length):
     return [f"w{(start + k) % NUM_WORDS}" for k in range(length)], start
 
 
-def write_bert_data(root, seed=0, seq=SEQ, documents=24):
+def write_bert_data(root, seed=0, seq=SEQ, documents=24, shards=2):
     """Writes vocab.txt, pretraining records (train, validation) and classifier records."""
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
@@ -46,7 +46,7 @@ def write_bert_data(root, seed=0, seq=SEQ, documents=24):
         max_predictions_per_seq=PREDICTIONS,
         dupe_factor=3,
         validation_fraction=0.25,
-        num_shards=2,
+        num_shards=shards,
         num_workers=1,
     )
     source = root / "tsv"
@@ -63,7 +63,7 @@ def write_bert_data(root, seed=0, seq=SEQ, documents=24):
         source=str(source),
         vocab_file=str(vocab),
         max_seq_length=seq,
-        num_shards=2,
+        num_shards=shards,
         num_workers=1,
     )
     return types.SimpleNamespace(

@@ -1,0 +1,268 @@
+"""The BERT tasks through the shared trainer: two-phase pretraining, --init_checkpoint,
+accumulation, 2 ranks == 1 process with the double batch, and the SavedModel export."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from slim_compat import tf
+from tests.training import test_horovod
+from training import task as task_lib
+from training import trainer
+
+ROOT = test_horovod.ROOT
+DRIVER = os.path.join(ROOT, "tests", "tasks", "bert_driver.py")
+# Exact runs: no dropout, no shuffle, plain SGD at a fixed rate, no LR scaling by ranks.
+EXACT = dict(
+    model_name="bert_tiny",
+    dropout_keep_prob=1.0,
+    shuffle_buffer_size=1,
+    num_readers=1,
+    optimizer="sgd",
+    learning_rate=0.5,
+    learning_rate_decay_type="fixed",
+    lr_scaling="none",
+    log_every_n_steps=1,
+    save_checkpoints_steps=1000,
+)
+
+
+def _argv(values):
+    return [f"--{k}={v}" for k, v in values.items()]
+
+
+def run(task_name, train_dir, extra_hooks=(), **flag_values):
+    """trainer.train of a BERT task in-process with these flags; returns the result."""
+    from absl import flags as absl_flags
+
+    trainer.define_task_flag("bert_pretraining", "nlp")
+    absl_flags.FLAGS.unparse_flags()
+    values = dict(
+        model_name="bert_tiny",
+        optimizer="adamw",
+        learning_rate=1e-3,
+        learning_rate_decay_type="fixed",
+        log_every_n_steps=1,
+        save_checkpoints_steps=1000,
+        train_dir=train_dir,
+    )
+    values.update(flag_values)
+    absl_flags.FLAGS(["test"] + _argv(values))
+    try:
+        with tf.Graph().as_default():
+            return trainer.train(
+                task_lib.get_task(task_name, "nlp"), absl_flags.FLAGS, extra_hooks=extra_hooks
+            )
+    finally:
+        absl_flags.FLAGS.unparse_flags()
+
+
+def weights(checkpoint, prefix=""):
+    reader = tf.train.load_checkpoint(checkpoint)
+    return {
+        k: reader.get_tensor(k)
+        for k in reader.get_variable_to_shape_map()
+        if k.startswith(prefix) and "adam_" not in k
+    }
+
+
+def test_two_phase_pretraining_seq16_then_seq32_resumes(bert_data, write_bert_data, tmp_path):
+    """Phase 2 on seq-32 records continues the seq-16 phase-1 run in the same train_dir."""
+    long_data = write_bert_data(tmp_path / "seq32", seed=1, seq=32)
+    train_dir = str(tmp_path / "pretrain")
+    # No decoupled weight decay, so a row without gradient stays exactly where it is.
+    one = run(
+        "bert_pretraining",
+        train_dir,
+        dataset_dir=bert_data.pretraining,
+        batch_size=8,
+        stop_at_step=3,
+        decoupled_weight_decay=0.0,
+    )
+    phase1 = weights(one["checkpoint"])
+    two = run(
+        "bert_pretraining",
+        train_dir,
+        dataset_dir=long_data.pretraining,
+        batch_size=4,
+        stop_at_step=5,
+        decoupled_weight_decay=0.0,
+    )
+    assert [s for s, _ in two["log"]] == [4, 5]  # resumed at step 3, not from scratch
+    phase2 = weights(two["checkpoint"])
+    assert phase2.keys() == phase1.keys()
+    # The position table has max_position_embeddings rows in both phases (512).
+    assert phase1["bert/embeddings/position_embeddings"].shape == (512, 128)
+    # Rows 16-31 were untrained in phase 1 and are trained by the longer sequences now.
+    moved = np.abs(
+        phase2["bert/embeddings/position_embeddings"]
+        - phase1["bert/embeddings/position_embeddings"]
+    ).sum(1)
+    assert (moved[16:32] > 0).all() and (moved[32:] == 0).all()
+    assert np.isfinite(two["log"][-1][1]["masked_lm_loss"])
+
+
+class StartWeights(tf.train.SessionRunHook):
+    """The trainable weights right after every restore of the session's start."""
+
+    def begin(self):
+        self._vars = {v.op.name: v for v in tf.trainable_variables()}
+
+    def after_create_session(self, session, coord):
+        self.values = session.run(self._vars)
+
+
+def test_init_checkpoint_restores_the_encoder_not_the_head(bert_data, tmp_path):
+    pre = run(
+        "bert_pretraining",
+        str(tmp_path / "pre"),
+        dataset_dir=bert_data.pretraining,
+        batch_size=8,
+        stop_at_step=2,
+    )
+    encoder = weights(pre["checkpoint"], "bert/")
+    start = StartWeights()  # after the trainer's hooks and the task's restore
+    result = run(
+        "sequence_classification",
+        str(tmp_path / "cls"),
+        extra_hooks=[start],
+        dataset_dir=bert_data.classification,
+        init_checkpoint=os.path.dirname(pre["checkpoint"]),
+        checkpoint_exclude_scopes="bert/pooler",
+        trainable_scopes="output_weights,output_bias",
+        batch_size=8,
+        stop_at_step=2,
+    )
+    restored = {k for k in encoder if np.array_equal(start.values[k], encoder[k])}
+    assert restored == {k for k in encoder if not k.startswith("bert/pooler/")}
+    assert not np.array_equal(
+        start.values["bert/pooler/dense/kernel"], encoder["bert/pooler/dense/kernel"]
+    )
+    final = weights(result["checkpoint"])
+    # --trainable_scopes: only the new head trains; the restored encoder stays as it was.
+    assert all(np.array_equal(final[k], start.values[k]) for k in encoder)
+    assert not np.array_equal(final["output_weights"], start.values["output_weights"])
+    # A resumed run (the same flags, a later step) ignores --init_checkpoint.
+    again = StartWeights()
+    run(
+        "sequence_classification",
+        str(tmp_path / "cls"),
+        extra_hooks=[again],
+        dataset_dir=bert_data.classification,
+        init_checkpoint=pre["checkpoint"],
+        trainable_scopes="output_weights,output_bias",
+        batch_size=8,
+        stop_at_step=3,
+    )
+    np.testing.assert_array_equal(again.values["output_weights"], final["output_weights"])
+
+
+def test_init_checkpoint_errors_are_clear(bert_data, tmp_path):
+    with pytest.raises(FileNotFoundError, match="No checkpoint"):
+        run(
+            "sequence_classification",
+            str(tmp_path / "a"),
+            dataset_dir=bert_data.classification,
+            init_checkpoint=str(tmp_path),
+            batch_size=8,
+            stop_at_step=1,
+        )
+    with pytest.raises(ValueError, match="--init_checkpoint and --task_type=finetune"):
+        run(
+            "sequence_classification",
+            str(tmp_path / "b"),
+            dataset_dir=bert_data.classification,
+            init_checkpoint=str(tmp_path),
+            task_type="finetune",
+            model_dir=str(tmp_path),
+            batch_size=8,
+            stop_at_step=1,
+        )
+
+
+def test_accumulating_two_micro_batches_equals_the_double_batch(bert_data, tmp_path):
+    whole = run(
+        "sequence_classification",
+        str(tmp_path / "whole"),
+        dataset_dir=bert_data.classification,
+        batch_size=8,
+        stop_at_step=3,
+        **EXACT,
+    )
+    accumulated = run(
+        "sequence_classification",
+        str(tmp_path / "acc"),
+        dataset_dir=bert_data.classification,
+        batch_size=4,
+        backward_passes_per_step=2,
+        stop_at_step=3,
+        **EXACT,
+    )
+    a, b = weights(whole["checkpoint"]), weights(accumulated["checkpoint"])
+    start_moved = np.abs(a["output_weights"]).sum()
+    assert start_moved > 0
+    for k in a:
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-4, atol=1e-6, err_msg=k)
+
+
+@pytest.mark.slow
+@pytest.mark.horovod
+def test_mpirun_two_ranks_equal_one_process_with_the_double_batch(write_bert_data, tmp_path):
+    # One shard: 2 ranks keep alternate records, whose union is the 1-process batch.
+    data = write_bert_data(tmp_path / "data", seed=2, shards=1)
+    common = dict(
+        EXACT, task="sequence_classification", dataset_dir=data.classification, stop_at_step=3
+    )
+    two, _ = test_horovod.launch(
+        str(tmp_path / "two"),
+        _argv(dict(common, batch_size=4, train_dir=tmp_path / "two" / "train")),
+        driver=DRIVER,
+    )
+    one, _ = test_horovod.launch(
+        str(tmp_path / "one"),
+        _argv(dict(common, batch_size=8, train_dir=tmp_path / "one" / "train")),
+        np_=1,
+        driver=DRIVER,
+    )
+    assert [r["size"] for r in two] == [2, 2]
+    test_horovod.assert_same_weights(two[0]["weights"], two[1]["weights"])
+    moved = np.abs(one[0]["weights"]["output_weights"]).sum()
+    assert moved > 0
+    test_horovod.assert_same_weights(two[0]["weights"], one[0]["weights"], rtol=1e-4, atol=1e-6)
+
+
+def test_export_saved_model_of_the_classifier_with_parity(bert_data, tmp_path):
+    result = run(
+        "sequence_classification",
+        str(tmp_path / "cls"),
+        dataset_dir=bert_data.classification,
+        batch_size=8,
+        stop_at_step=2,
+    )
+    out = tmp_path / "export"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "export_model.py",
+            "--task=sequence_classification",
+            "--model_name=bert_tiny",
+            f"--dataset_dir={bert_data.classification}",
+            f"--checkpoint={result['checkpoint']}",
+            "--format=saved_model",
+            f"--output={out}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(report["inputs"]) == {"input_ids", "input_mask", "segment_ids"}
+    assert {"logits", "probabilities"} <= set(report["outputs"])
+    assert report["max_abs_diff"]["logits"] < 1e-4
