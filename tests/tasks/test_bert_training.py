@@ -70,6 +70,7 @@ def weights(checkpoint, prefix=""):
     }
 
 
+@pytest.mark.slow
 def test_two_phase_pretraining_seq16_then_seq32_resumes(bert_data, write_bert_data, tmp_path):
     """Phase 2 on seq-32 records continues the seq-16 phase-1 run in the same train_dir."""
     long_data = write_bert_data(tmp_path / "seq32", seed=1, seq=32)
@@ -116,6 +117,7 @@ class StartWeights(tf.train.SessionRunHook):
         self.values = session.run(self._vars)
 
 
+@pytest.mark.slow
 def test_init_checkpoint_restores_the_encoder_not_the_head(bert_data, tmp_path):
     pre = run(
         "bert_pretraining",
@@ -235,6 +237,7 @@ def test_mpirun_two_ranks_equal_one_process_with_the_double_batch(write_bert_dat
     test_horovod.assert_same_weights(two[0]["weights"], one[0]["weights"], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_export_saved_model_of_the_classifier_with_parity(bert_data, tmp_path):
     result = run(
         "sequence_classification",
