@@ -5,13 +5,15 @@ words, so a tiny model learns it) goes through the real converter once per modul
 task's pieces then run in plain sessions (the trainer has its own tests).
 """
 
+import os
+
 import numpy as np
 import pytest
 import sacrebleu
 from absl import flags as absl_flags
 
 import flags as tfzoo_flags
-from datasets import download_and_convert_translation, translation
+from datasets import download_and_convert_translation, translation, translation_metrics
 from preprocessing import sentencepiece_bpe
 from slim_compat import tf
 from tasks import translation as translation_task
@@ -54,19 +56,21 @@ def parse(**values):
     return FLAGS
 
 
+PARAMS = dict(
+    model_name="transformer_tiny",
+    batch_tokens=256,
+    max_input_length=32,
+    max_target_length=32,
+    eval_batch_size=16,
+    model_hparams="dropout=0.0,attention_dropout=0.0,relu_dropout=0.0",
+    beam_size=2,
+    decode_extra_length=5,
+)
+
+
 @pytest.fixture
 def params(dataset_dir):
-    yield parse(
-        dataset_dir=dataset_dir,
-        model_name="transformer_tiny",
-        batch_tokens=256,
-        max_input_length=32,
-        max_target_length=32,
-        eval_batch_size=16,
-        model_hparams="dropout=0.0,attention_dropout=0.0,relu_dropout=0.0",
-        beam_size=2,
-        decode_extra_length=5,
-    )
+    yield parse(**PARAMS, dataset_dir=dataset_dir)
     absl_flags.FLAGS.unparse_flags()
 
 
@@ -97,8 +101,12 @@ def _train_graph(task, params, rank=0, size=1, compute_dtype=tf.float32):
     return data, features, outputs, losses
 
 
-def test_training_batches_tokens_loss_and_learning(params):
+@pytest.fixture(scope="module")
+def trained(dataset_dir, tmp_path_factory):
+    """Trains the tiny model 150 Adam steps on the corpus; its history and a checkpoint."""
+    params = parse(**PARAMS, dataset_dir=dataset_dir)
     task = get_task("translation")
+    batches = []
     with tf.Graph().as_default():
         tf.set_random_seed(0)
         data, features, outputs, losses = _train_graph(task, params)
@@ -106,21 +114,60 @@ def test_training_batches_tokens_loss_and_learning(params):
         accuracy = task.train_metrics(features, outputs)["accuracy"]
         step = tf.train.AdamOptimizer(3e-3, 0.9, 0.98, 1e-9).minimize(losses.total)
         table = [v for v in tf.global_variables() if v.name.endswith("shared_weights:0")][0]
+        model_variables = [v for v in tf.global_variables() if v.name.startswith("transformer/")]
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
             history = []
-            for _ in range(120):
+            for i in range(150):
                 f, c, loss, acc, _ = session.run([features, counts, losses.total, accuracy, step])
                 history.append((loss, acc))
-                targets = f["targets"]
-                assert targets.shape[1] % 8 == 0 and f["inputs"].shape[1] % 8 == 0
-                assert targets.size <= 256 or targets.shape[0] == 1
-                assert c["tokens"] == (targets != 0).sum() and c["examples"] == len(targets)
+                if i < 20:
+                    batches.append((f, c))
             row0 = session.run(table)[0]
-    assert data.num_examples > 300 and data.batches_per_epoch > 10
+            checkpoint = tf.train.Saver(model_variables).save(
+                session, str(tmp_path_factory.mktemp("train") / "model.ckpt")
+            )
+    absl_flags.FLAGS.unparse_flags()
+    return dict(data=data, history=history, batches=batches, row0=row0, checkpoint=checkpoint)
+
+
+def test_training_batches_tokens_loss_and_learning(trained):
+    for f, c in trained["batches"]:
+        targets = f["targets"]
+        assert targets.shape[1] % 8 == 0 and f["inputs"].shape[1] % 8 == 0
+        width = max(targets.shape[1], f["inputs"].shape[1])
+        assert width * len(targets) <= 256 or len(targets) == 1
+        assert c["tokens"] == (targets != 0).sum() and c["examples"] == len(targets)
+    assert trained["data"].num_examples > 300 and trained["data"].batches_per_epoch > 10
+    history = trained["history"]
     first, last = np.mean(history[:10], 0), np.mean(history[-10:], 0)
     assert last[0] < 0.6 * first[0] and last[1] > first[1] + 0.2
-    np.testing.assert_array_equal(row0, 0.0)
+    np.testing.assert_array_equal(trained["row0"], 0.0)
+
+
+def test_translate_a_split_and_lines(trained, params, tmp_path):
+    import translate
+
+    params.beam_size = 2
+    with tf.Graph().as_default():
+        hyps, refs, sources, _ = translate.translate_split(params, trained["checkpoint"])
+    assert len(hyps) == len(refs) == translation.get_split(params.dataset_dir, "test").num_examples
+    scores = translation_metrics.corpus_scores(hyps, refs)
+    copy = translation_metrics.corpus_scores(sources, refs)
+    assert scores["bleu"] > copy["bleu"] + 5 and scores["chrf"] > copy["chrf"]
+    with tf.Graph().as_default():
+        lines = translate.translate_lines(params, trained["checkpoint"], sources[:3])
+    with tf.Graph().as_default():
+        params.beam_size = 1
+        greedy = translate.translate_lines(params, trained["checkpoint"], sources[:3])
+    assert lines == hyps[:3]  # text in, the same translations as from the records
+    assert len(greedy) == 3
+    assert (
+        translate.resolve_checkpoint(os.path.dirname(trained["checkpoint"]))
+        == (trained["checkpoint"])
+    )
+    with pytest.raises(FileNotFoundError, match="no checkpoint in the directory"):
+        translate.resolve_checkpoint(str(tmp_path))
 
 
 def test_label_smoothing_is_the_models_unless_the_flag_is_given(params):
