@@ -21,6 +21,7 @@ exactly as sacrebleu's over the whole split, however it is split into batches an
 import functools
 
 import numpy as np
+from absl import flags as absl_flags
 
 from datasets import token_batching, translation, translation_metrics
 from nlp_models import models_factory, transformer
@@ -31,12 +32,18 @@ from training.task import ExportSignature, InputData, Losses, Task, register_tas
 
 DEFAULT_EVAL_SPLIT = "test"
 EXPORT_PARTS = ("translate", "encoder")
+# Evaluation scores whole sentences: only a sentence longer than this (tokens) is cut.
+EVAL_MAX_LENGTH = 1024
 
 
 def define_translation_flags(flags_module):
-    """The translation flags (each defined once, whichever task asks first)."""
-    f = flags_module
-    FLAGS = f.FLAGS
+    """The translation flags (each defined once, whichever task asks first).
+
+    flags_module: tfzoo's flags.py (what the trainer passes) or absl.flags; either has
+    FLAGS, and the flags are defined with absl's DEFINE_* functions.
+    """
+    f = absl_flags
+    FLAGS = flags_module.FLAGS
 
     def define(kind, name, default, help_text, enum_values=None):
         if name in FLAGS:
@@ -159,6 +166,7 @@ class TranslationTask(Task):
     """Sentence pairs -> a Transformer trained on label-smoothed CE, scored by BLEU / chrF."""
 
     name = "translation"
+    family = "nlp"
     # Horovod: the shared embedding's gradient touches most rows every step; reduce it as
     # one dense tensor rather than allgathering a batch of rows from every rank.
     sparse_as_dense = True
@@ -187,13 +195,15 @@ class TranslationTask(Task):
             # eval_host_statistics detokenises this split with the model beside its records.
             self._eval_spm_model_path = data.spm_model_path
         batch_tokens = int(params.batch_tokens) if is_training else 0
+        eval_max = max(EVAL_MAX_LENGTH, params.max_input_length, params.max_target_length)
         dataset, plan = token_batching.build_dataset(
             data.files,
             is_training,
             batch_tokens=batch_tokens or None,
             batch_size=None if batch_tokens else int(batch_size),
-            max_input_length=params.max_input_length,
-            max_target_length=params.max_target_length,
+            # Evaluation truncates what is longer, references too: only beyond EVAL_MAX_LENGTH.
+            max_input_length=params.max_input_length if is_training else eval_max,
+            max_target_length=params.max_target_length if is_training else eval_max,
             length_policy=params.length_policy,
             rank=rank,
             size=size,
@@ -270,7 +280,7 @@ class TranslationTask(Task):
     def batch_counts(self, features):
         targets = features[translation.TARGETS_KEY]
         return {
-            "examples": tf.shape(targets)[0],
+            "examples": tf.shape(targets, out_type=tf.int64)[0],
             "tokens": tf.reduce_sum(tf.cast(tf.not_equal(targets, translation.PAD_ID), tf.int64)),
         }
 
