@@ -151,9 +151,12 @@ def main(argv):
         else:
             with open(FLAGS.input_file, encoding="utf-8") as f:
                 lines = f.read().splitlines()
-        _write(FLAGS.output_file, translate_lines(FLAGS, checkpoint, lines))
+        with tf.Graph().as_default():
+            _write(FLAGS.output_file, translate_lines(FLAGS, checkpoint, lines))
         return
-    hyps, refs, sources, seconds = translate_split(FLAGS, checkpoint)
+    # A fresh graph: the default one may predate configure_tf_runtime's graph mode.
+    with tf.Graph().as_default():
+        hyps, refs, sources, seconds = translate_split(FLAGS, checkpoint)
     if FLAGS.output_file:
         _write(FLAGS.output_file, hyps)
     report = {
