@@ -250,3 +250,19 @@ def test_export_signatures(params, part):
     else:
         assert out["outputs"].shape[0] == 3 and out["outputs"].shape[1] <= 12 + 5
         assert out["scores"].shape == (3,)
+
+
+@pytest.mark.parametrize("part", ["translate", "encoder"])
+def test_saved_model_export_of_the_trained_model_runs_like_the_graph(trained, params, part):
+    from interchange import task_export
+
+    params.export_part = part
+    output = os.path.join(os.path.dirname(trained["checkpoint"]), f"export_{part}")
+    report = task_export.export_task(
+        get_task("translation"), params, trained["checkpoint"], output, batch_size=3
+    )
+    assert os.path.exists(os.path.join(output, "saved_model.pb"))
+    key = "outputs" if part == "translate" else "encoder_outputs"
+    assert report["outputs"] == ([key, "scores"] if part == "translate" else [key])
+    # Decoded ids agree exactly; encoder states to float rounding.
+    assert report["max_abs_diff"][key] <= (0 if part == "translate" else 1e-5)
