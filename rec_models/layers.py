@@ -63,8 +63,11 @@ class Embeddings:
     def lookup(self, name, ids, num_rows, dim, dtype=tf.float32):
         """Rows `ids` (int, any shape) of table `name` [num_rows, dim] -> ids.shape + [dim].
 
-        Rows come back in `dtype`; the table itself stays fp32.
+        Rows come back in `dtype`; the table itself stays fp32. An id outside [0, num_rows)
+        fails the step with an error naming the table and its size (before a
+        model-parallel lookup sends it to a rank that does not hold it).
         """
+        ids = check_ids(ids, num_rows, tf.get_variable_scope().name + "/" + name)
         initializer = tf.random_normal_initializer(stddev=self.stddev)
         if self.model_parallel is not None and num_rows >= self.min_sharded_rows:
             from rec_models import sharded_embedding
@@ -75,3 +78,16 @@ class Embeddings:
             return table.lookup(ids, dtype)
         table = tf.get_variable(name, [num_rows, dim], dtype=tf.float32, initializer=initializer)
         return precision.embedding_lookup(table, ids, dtype)
+
+
+def check_ids(ids, num_rows, what):
+    """`ids` after a run-time check that every id is in [0, num_rows) (error names `what`)."""
+    ids = tf.convert_to_tensor(ids)
+    message = f"ids of {what.strip('/')} must be in [0, {num_rows}) (the table's rows)"
+    with tf.name_scope("check_ids"):
+        checks = [
+            tf.debugging.assert_non_negative(ids, message=message),
+            tf.debugging.assert_less(ids, tf.cast(num_rows, ids.dtype), message=message),
+        ]
+        with tf.control_dependencies(checks):
+            return tf.identity(ids)
