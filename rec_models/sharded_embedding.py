@@ -8,11 +8,13 @@ rank 0 nor reduces its gradient over ranks, and ShardCheckpointHook saves and re
 each rank's shard (and the optimizer's slots of it) itself. A table larger than one rank's
 memory then trains on several.
 
-Every shard has ceil(num_rows / size) rows (the last rank's final row may be padding that
-no id reaches), so shards and their optimizer slots have one shape on every rank: code
-that treats them as ordinary variables (a broadcast of every global variable, rank 0's
-checkpoint of every variable) still runs, and ShardCheckpointHook, which runs after the
-trainer's own hooks, puts each rank's own rows back.
+A shard is a trainable LOCAL variable: the trainer's session initialises it after
+restoring the shared weights (which do not include it), and ShardCheckpointHook, which
+runs after the trainer's hooks, then restores this rank's rows. The optimizer's slots of
+a shard are ordinary global variables (rank 0's copy is in the trainer's checkpoint and
+broadcast); every shard has ceil(num_rows / size) rows (the last rank's final row may be
+padding that no id reaches), so those slots have one shape on every rank, and the shard
+hook puts each rank's own slots back too.
 
 A lookup of ids (any shape) on every rank, in one step:
 
@@ -114,11 +116,17 @@ class ShardedTable:
         seed = (0 if seed is None else int(seed)) * 1009 + 7919 * (rank + 1)
         with tf.variable_scope(name):
             reused = tf.get_variable_scope().reuse
+            # A local variable: initialised by every session's local_init_op (after the
+            # trainer restores its checkpoint, which does not hold it), never in a
+            # saver or broadcast of the global variables; ShardCheckpointHook then
+            # restores this rank's rows.
             self.shard = tf.get_variable(
                 SHARD_SCOPE_SUFFIX,
                 [shard_rows(self.num_rows, size), self.dim],
                 dtype=tf.float32,
                 initializer=tf.random_normal_initializer(stddev=stddev, seed=seed),
+                collections=[tf.GraphKeys.LOCAL_VARIABLES],
+                trainable=True,
             )
         if not reused and self.shard not in distributed.rank_local_variables():
             tf.add_to_collection(distributed.RANK_LOCAL_VARIABLES, self.shard)
@@ -239,10 +247,11 @@ def rank_local_variables_and_slots(graph=None):
     graph = graph or tf.get_default_graph()
     local = distributed.rank_local_variables(graph)
     prefixes = tuple(v.op.name + "/" for v in local)
+    candidates = graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES) + graph.get_collection(
+        tf.GraphKeys.LOCAL_VARIABLES
+    )
     slots = [
-        v
-        for v in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)
-        if prefixes and v.op.name.startswith(prefixes) and v not in local
+        v for v in candidates if prefixes and v.op.name.startswith(prefixes) and v not in local
     ]
     return local + slots
 

@@ -170,7 +170,7 @@ def table_worker(args):
         embeddings = layers.Embeddings()
     rows = embeddings.lookup("table", ids, args.table_rows, args.table_dim)
     loss = tf.reduce_mean(tf.square(tf.reduce_sum(rows, axis=1) - 1.0))
-    table = tf.trainable_variables()[0]
+    (table,) = tf.trainable_variables()
     (grad,) = tf.gradients(loss, [table])
     if args.mode == "dense":
         grad = tf.convert_to_tensor(grad)
@@ -180,7 +180,8 @@ def table_worker(args):
     optimizer = tf.train.GradientDescentOptimizer(args.learning_rate)
     train_op = optimizer.apply_gradients([(grad, table)])
     with tf.Session(config=distributed.session_config(dist)) as session:
-        session.run(tf.global_variables_initializer())
+        # A model-parallel shard is a local variable (rec_models/sharded_embedding.py).
+        session.run([tf.global_variables_initializer(), tf.local_variables_initializer()])
         result = _time_blocks(lambda: session.run(train_op), args, args.batch_size * NUM_SPARSE)
     # Ids per second of all ranks: every rank times the same steps.
     result = {k: v * dist.size for k, v in result.items()}

@@ -74,24 +74,31 @@ def run_phase(out_dir, mode, mp, batch, first, last):
     train_dir = os.path.join(out_dir, "train")
     with tf.Graph().as_default():
         ids, labels, train_op, step = build(mode, mp)
-        table = [v for v in tf.global_variables() if v.name.startswith("table")][0]
+        table = [v for v in tf.trainable_variables() if v.name.startswith("table")][0]
         kernel, bias = (tf.global_variables(f"out/{n}")[0] for n in ("kernel", "bias"))
-        # Rank 0's checkpoint of every variable, its own shard too (a trainer that knows
-        # nothing of shards); ShardCheckpointHook restores each rank's rows over it.
+        # Rank 0's checkpoint of the global variables, as the trainer's (the shard, a local
+        # variable, is not in it; its optimizer slots are).
         main_saver = tf.train.Saver()
         shard, whole, k = initial_values(mp.rank, mp.size)
 
-        def load_initial(scaffold, session):
-            table.load(shard if mode == "sharded" else whole, session)
-            kernel.load(k, session)
+        class LoadInitialValues(tf.train.SessionRunHook):
+            """The start of both runs: one table, rows dealt to the shards."""
+
+            def after_create_session(self, session, coord):
+                if first == 0:
+                    table.load(shard if mode == "sharded" else whole, session)
+                    kernel.load(k, session)
 
         creator = tf.train.ChiefSessionCreator(
-            scaffold=tf.train.Scaffold(saver=main_saver, init_fn=load_initial),
+            scaffold=tf.train.Scaffold(saver=main_saver),
             checkpoint_filename_with_path=(
                 os.path.join(train_dir, f"main.ckpt-{first}") if first else None
             ),
         )
-        hooks = [sharded_embedding.ShardCheckpointHook(train_dir, mp.rank, mp.size, save_steps=2)]
+        hooks = [
+            LoadInitialValues(),
+            sharded_embedding.ShardCheckpointHook(train_dir, mp.rank, mp.size, save_steps=2),
+        ]
         with tf.train.MonitoredSession(creator, hooks=hooks) as session:
             for t in range(first, last):
                 all_ids, all_labels = global_batch(t, mp.size, batch)
@@ -120,6 +127,8 @@ def main():
         hvd.init()
     mp = sharded_embedding.ModelParallel(hvd)
     run_phase(out_dir, mode, mp, batch, 0, resume_at)
+    # Horovod: a barrier, so rank 0 has written the checkpoint the others resume from.
+    distributed.Distributed(hvd).broadcast_object(0, "phase_barrier")
     values = run_phase(out_dir, mode, mp, batch, resume_at, steps)
     directory = sharded_embedding.shard_directory(os.path.join(out_dir, "train"), mp.rank, mp.size)
     info = {

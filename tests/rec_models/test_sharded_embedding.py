@@ -34,7 +34,7 @@ def test_one_rank_table_matches_a_plain_lookup_and_is_rank_local(graph):
     grad = tf.gradients(tf.reduce_sum(rows * tf.constant([1.0, 2.0])), shard)[0]
     assert isinstance(grad, tf.IndexedSlices)
     with tf.Session() as s:
-        s.run(tf.global_variables_initializer())
+        s.run([tf.global_variables_initializer(), tf.local_variables_initializer()])
         table, got, g = s.run([shard, rows, tf.convert_to_tensor(grad)])
     np.testing.assert_array_equal(got, table[[[3, 1, 3], [0, 4, 4]]])
     expected = np.zeros((5, 2), np.float32)
@@ -50,7 +50,7 @@ def test_resume_without_the_shards_is_an_error(graph, tmp_path):
     hook = sharded_embedding.ShardCheckpointHook(str(tmp_path), 0, 1, save_steps=10)
     hook.begin()
     with tf.Session() as s:
-        s.run(tf.global_variables_initializer())
+        s.run([tf.global_variables_initializer(), tf.local_variables_initializer()])
         s.run(step.assign(30))
         with pytest.raises(FileNotFoundError, match="resuming at step 30.*rank0-of-1"):
             hook.after_create_session(s, None)
