@@ -47,7 +47,8 @@ def _int_list(text, flag):
 
 def define_recommendation_flags(flags_module):
     """The flags of both recommendation tasks (each defined once, whichever task asks)."""
-    f = flags_module.flags if hasattr(flags_module, "flags") else flags_module
+    from absl import flags as f  # flags_module (tfzoo's flags.py) holds the shared ones
+
     FLAGS = f.FLAGS
 
     def define(kind, name, default, help_text, **kwargs):
@@ -176,6 +177,7 @@ class RecommendationTask(task.Task):
     """What the two tasks share: flags, tables, BCE loss, hooks of the sharded tables."""
 
     kind = None
+    family = "rec"
     sparse_as_dense = False
     throughput_labels = {}
 
