@@ -158,8 +158,23 @@ GRAPH_DATASETS = {
 }
 
 
+def row_normalize(features):
+    """Each row divided by its sum (Kipf's preprocess_features); all-zero rows stay zero."""
+    sums = abs(features).sum(axis=1) if sp.issparse(features) else np.abs(features).sum(axis=1)
+    sums = np.asarray(sums, dtype=np.float64).ravel()
+    with np.errstate(divide="ignore"):
+        inverse = np.where(sums > 0, 1.0 / sums, 0.0)
+    if sp.issparse(features):
+        return sp.csr_matrix(sp.diags(inverse) @ features, dtype=np.float32)
+    return (features * inverse[:, None]).astype(np.float32)
+
+
 def load_graph(params):
-    """The graphs.Graph of --dataset_name (checked: labels and a training split)."""
+    """The graphs.Graph of --dataset_name (checked: labels of 2+ classes).
+
+    Features are row-normalised when --graph_normalize_features says so (default: for the
+    Planetoid datasets, as Kipf & Welling's code does).
+    """
     name = params.dataset_name
     if name not in GRAPH_DATASETS:
         raise ValueError(
@@ -167,6 +182,11 @@ def load_graph(params):
             f"{', '.join(GRAPH_DATASETS)}"
         )
     graph = GRAPH_DATASETS[name](params)
+    normalize = getattr(params, "graph_normalize_features", None)
+    if normalize is None:
+        normalize = name in planetoid.NAMES
+    if normalize:
+        graph.features = row_normalize(graph.features)
     if graph.num_classes < 2:
         raise ValueError(
             f"graph {graph.name!r} has {graph.num_classes} class(es) among its labels; node "
@@ -300,6 +320,14 @@ class NodeClassificationTask(task_lib.Task):
                 + ").",
                 flag_values=flags,
             )
+        if "graph_normalize_features" not in flags:
+            define.DEFINE_boolean(
+                "graph_normalize_features",
+                None,
+                "node_classification: divide each node's features by the sum of their absolute values (Kipf's "
+                "preprocess_features); default: on for cora, citeseer, pubmed, off otherwise.",
+                flag_values=flags,
+            )
         if "graph_int_features" not in flags:
             define.DEFINE_enum(
                 "graph_int_features",
@@ -321,6 +349,7 @@ class NodeClassificationTask(task_lib.Task):
             getattr(params, "graph_files", None),
             getattr(params, "graph_planted_partition", ""),
             getattr(params, "graph_directed", False),
+            getattr(params, "graph_normalize_features", None),
         )
         if self._graph is None or key != self._graph_key:
             self._graph, self._graph_key, self._derived = load_graph(params), key, {}

@@ -254,6 +254,13 @@ def test_planetoid_files_through_the_task(tmp_path):
     graph = task.graph(params)
     assert graph.num_nodes == n and sp.issparse(graph.features)
     assert graph.train_mask.sum() == 6 and graph.test_mask.sum() == 20
+    # Kipf's preprocess_features: every row sums to 1 (or stays 0), unless switched off.
+    sums = np.asarray(graph.features.sum(axis=1)).ravel()
+    assert np.all(np.isclose(sums, 1) | (sums == 0)) and (sums == 1).sum() > n / 2
+    raw = nc.NodeClassificationTask().graph(
+        make_params(dataset_name="cora", dataset_dir=str(tmp_path), graph_normalize_features=False)
+    )
+    assert raw.features.max() == 1 and np.asarray(raw.features.sum(axis=1)).max() > 1
     _, (element,) = elements(task, params, "train", True, 0, 1, 32, 0)
     assert isinstance(element["features"], tf.compat.v1.SparseTensorValue)
     totals, _ = _eval_sums(task, params, 2)
