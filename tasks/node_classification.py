@@ -313,7 +313,7 @@ class NodeClassificationTask(task_lib.Task):
         if "graph_planted_partition" not in flags:
             define.DEFINE_string(
                 "graph_planted_partition",
-                "",
+                None,
                 "node_classification, --dataset_name=planted_partition: key=value items of "
                 f"{', '.join(PLANTED_PARTITION_ARGS)} (defaults "
                 + ", ".join(f"{k}={v[2]}" for k, v in PLANTED_PARTITION_ARGS.items())
@@ -347,7 +347,7 @@ class NodeClassificationTask(task_lib.Task):
             params.dataset_name,
             params.dataset_dir,
             getattr(params, "graph_files", None),
-            getattr(params, "graph_planted_partition", ""),
+            getattr(params, "graph_planted_partition", None),
             getattr(params, "graph_directed", False),
             getattr(params, "graph_normalize_features", None),
         )

@@ -3,6 +3,7 @@ exact evaluation over ranks, export, flags and the errors on bad input."""
 
 import os
 import pickle
+import re
 import types
 
 import numpy as np
@@ -57,6 +58,21 @@ def test_registered_and_flags_defined_once():
     values(["prog", "--graph_fanouts=10,5", "--graph_batching=sampled"])
     assert values.graph_fanouts == "10,5" and values.graph_batching == "sampled"
     assert values.graph_hidden_units is None and values.graph_int_features == "auto"
+
+
+def test_every_task_flag_is_in_readme_with_its_default():
+    values = absl_flags.FlagValues()
+    nc.NodeClassificationTask.define_flags(types.SimpleNamespace(FLAGS=values))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "README.md")) as f:
+        text = f.read()
+    names = [name for name in values if name.startswith("graph_")]
+    assert len(names) == 8
+    for name in names:
+        row = re.search(rf"^\| `--{name}` \| ([^|]*) \|", text, re.M)
+        assert row, f"--{name} is missing from README's flag tables"
+        default = values[name].default
+        assert row.group(1).strip() == ("" if default is None else f"`{default}`"), name
 
 
 # -- full batch --------------------------------------------------------------------------
