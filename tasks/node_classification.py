@@ -233,6 +233,54 @@ def _sparse_spec(num_cols=None):
     return tf.SparseTensorSpec([None, num_cols], tf.float32)
 
 
+def _flat_specs(signature):
+    """The dense component specs of a signature dict, by sorted key (sparse: 3 each)."""
+    specs = []
+    for key in sorted(signature):
+        spec = signature[key]
+        if isinstance(spec, tf.SparseTensorSpec):
+            specs += [
+                tf.TensorSpec([None, 2], tf.int64),
+                tf.TensorSpec([None], spec.dtype),
+                tf.TensorSpec([2], tf.int64),
+            ]
+        else:
+            specs.append(spec)
+    return specs
+
+
+def _flatten(element, signature):
+    flat = []
+    for key in sorted(signature):
+        value = element[key]
+        if isinstance(signature[key], tf.SparseTensorSpec):
+            flat += [value.indices, value.values, value.dense_shape]
+        else:
+            flat.append(np.asarray(value, signature[key].dtype.as_numpy_dtype))
+    return flat
+
+
+def _unflatten(flat, signature):
+    """The dict of tensors (static shapes set) from _flatten's components."""
+    element, position = {}, 0
+    for key in sorted(signature):
+        spec = signature[key]
+        if isinstance(spec, tf.SparseTensorSpec):
+            indices, values, shape = flat[position : position + 3]
+            indices.set_shape([None, 2])
+            values.set_shape([None])
+            shape.set_shape([2])
+            sparse = tf.SparseTensor(indices, values, shape)
+            sparse.set_shape(spec.shape)
+            element[key] = sparse
+            position += 3
+        else:
+            flat[position].set_shape(spec.shape)
+            element[key] = flat[position]
+            position += 1
+    return element
+
+
 def mean_adjacency(graph):
     """D^-1 A of the whole graph (CSR): GraphSAGE's mean over all neighbours."""
     adjacency = graphs.adjacency(graph)
@@ -502,35 +550,38 @@ class NodeClassificationTask(task_lib.Task):
         batches = graphs.num_target_batches(num_targets, batch_size, size)
         global_batch = batch_size * size
 
-        def generate():
-            step = int(start_step)
-            while True:
-                epoch, first = divmod(step, batches)
-                stream = graphs.target_batches(mask, batch_size, seed, epoch, rank, size)
-                for i, batch in enumerate(stream):
-                    if i < first:
-                        continue
-                    # Seeded by (seed, epoch, i) on every rank: rank r samples for its
-                    # targets what one process samples for them.
-                    blocks = graphs.sample_neighbors(
-                        adjacency, batch.nodes, fanouts, rng=(seed, epoch, i)
-                    )
-                    real = min(global_batch, num_targets - i * global_batch)
-                    element = {
-                        "nodes": batch.nodes,
-                        "labels": labels[batch.nodes],
-                        "weights": batch.weights,
-                        # Horovod: averaged over ranks, sum(w * loss) / (real / size) is
-                        # the global batch's mean loss on any number of ranks.
-                        "loss_denominator": np.float32(real / size),
-                    }
-                    rows = features[blocks[0].src_nodes]
-                    element["features"] = _sparse_value(rows) if sp.issparse(rows) else rows
-                    for k, block in enumerate(blocks):
-                        element[f"block_{k}"] = _sparse_value(block.mean_matrix())
-                        element[f"block_{k}_num_dst"] = np.int64(block.num_dst)
-                    yield element
-                    step += 1
+        epoch_batches = {}
+
+        def batches_of_epoch(epoch):
+            # This rank's batches of one epoch; the map's parallel calls share them.
+            if epoch not in epoch_batches:
+                epoch_batches.clear()
+                epoch_batches[epoch] = list(
+                    graphs.target_batches(mask, batch_size, seed, epoch, rank, size)
+                )
+            return epoch_batches[epoch]
+
+        def sample(step):
+            epoch, i = divmod(int(step), batches)
+            batch = batches_of_epoch(epoch)[i]
+            # Seeded by (seed, epoch, i) on every rank: rank r samples for its targets what
+            # one process samples for them.
+            blocks = graphs.sample_neighbors(adjacency, batch.nodes, fanouts, rng=(seed, epoch, i))
+            real = min(global_batch, num_targets - i * global_batch)
+            element = {
+                "nodes": batch.nodes,
+                "labels": labels[batch.nodes],
+                "weights": batch.weights,
+                # Horovod: averaged over ranks, sum(w * loss) / (real / size) is the
+                # global batch's mean loss on any number of ranks.
+                "loss_denominator": np.float32(real / size),
+            }
+            rows = features[blocks[0].src_nodes]
+            element["features"] = _sparse_value(rows) if sp.issparse(rows) else rows
+            for k, block in enumerate(blocks):
+                element[f"block_{k}"] = _sparse_value(block.mean_matrix())
+                element[f"block_{k}_num_dst"] = np.int64(block.num_dst)
+            return _flatten(element, signature)
 
         signature = {
             "nodes": tf.TensorSpec([None], tf.int64),
@@ -545,7 +596,17 @@ class NodeClassificationTask(task_lib.Task):
         for k in range(len(fanouts)):
             signature[f"block_{k}"] = _sparse_spec()
             signature[f"block_{k}_num_dst"] = tf.TensorSpec([], tf.int64)
-        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        flat_dtypes = [spec.dtype for spec in _flat_specs(signature)]
+
+        def sample_in_graph(step):
+            flat = tf.numpy_function(sample, [step], flat_dtypes, stateful=False)
+            return _unflatten(flat, signature)
+
+        # Steps are sampled on the host, two at a time (numpy's sorts release the GIL),
+        # in order, so the stream is the same as one at a time.
+        dataset = tf.data.Dataset.range(int(start_step), np.iinfo(np.int64).max).map(
+            sample_in_graph, num_parallel_calls=2, deterministic=True
+        )
         return task_lib.InputData(
             dataset.prefetch(2),
             num_targets,

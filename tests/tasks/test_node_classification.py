@@ -281,6 +281,12 @@ def test_planetoid_files_through_the_task(tmp_path):
     assert isinstance(element["features"], tf.compat.v1.SparseTensorValue)
     totals, _ = _eval_sums(task, params, 2)
     assert totals["count"] == graph.val_mask.sum() and totals["test_count"] == 20
+    # Sampled batches of bag-of-words rows stay sparse too.
+    sage = make_params(dataset_name="cora", dataset_dir=str(tmp_path), model_name="graphsage_mean")
+    _, (element,) = elements(nc.NodeClassificationTask(), sage, "train", True, 0, 1, 4, 0)
+    features = element["features"]
+    assert isinstance(features, tf.compat.v1.SparseTensorValue)
+    assert features.dense_shape[0] == element["block_0"].dense_shape[1]
 
 
 def test_planetoid_errors_name_the_directory_or_file(tmp_path):
