@@ -169,6 +169,18 @@ def row_normalize(features):
     return (features * inverse[:, None]).astype(np.float32)
 
 
+def describe_cleaning(graph):
+    """What Graph.from_edges did to the input edges, for the log ('' when nothing)."""
+    names = {
+        "self_loops_removed": "self loops removed",
+        "duplicate_edges_merged": "duplicate edges merged",
+        "reverse_edges_added": "reverse edges added",
+        "isolated_nodes": "isolated nodes",
+    }
+    done = [f"{graph.stats[k]} {text}" for k, text in names.items() if graph.stats.get(k)]
+    return f" ({', '.join(done)})" if done else ""
+
+
 def load_graph(params):
     """The graphs.Graph of --dataset_name (checked: labels of 2+ classes).
 
@@ -510,7 +522,7 @@ class NodeClassificationTask(task_lib.Task):
                     int(mask.sum()),
                     f"{graph.name}: the whole graph ({graph.num_nodes} nodes, "
                     f"{graph.num_edges} edges, {int(mask.sum())} {split or 'train'} targets) "
-                    f"every step on each of {size} rank(s)",
+                    f"every step on each of {size} rank(s){describe_cleaning(graph)}",
                     batches_per_epoch=1,
                 )
             return self._sampled_inputs(
@@ -611,7 +623,8 @@ class NodeClassificationTask(task_lib.Task):
             dataset.prefetch(2),
             num_targets,
             f"{graph.name}: {batches} batches per epoch of {batch_size} target nodes on each "
-            f"of {size} rank(s) (disjoint, padded), fanouts {','.join(map(str, fanouts))}",
+            f"of {size} rank(s) (disjoint, padded), fanouts {','.join(map(str, fanouts))}"
+            f"{describe_cleaning(graph)}",
             batches_per_epoch=batches,
         )
 

@@ -84,6 +84,7 @@ def test_full_batch_is_one_element_of_the_whole_graph_per_step():
     graph = task.graph(params)
     data, (first, second) = elements(task, params, "train", True, 1, 2, 32, seed=0, count=2)
     assert data.batches_per_epoch == 1 and data.num_examples == graph.train_mask.sum()
+    assert f"{graph.num_nodes} nodes" in data.description and "2 rank(s)" in data.description
     np.testing.assert_array_equal(first["weights"], graph.train_mask.astype(np.float32))
     # Every rank gets the whole graph: nothing sharded.
     assert first["features"].shape == (graph.num_nodes, 6)
@@ -326,6 +327,21 @@ def test_csv_and_npz_graphs(tmp_path):
     from_csv = task.graph(make_params(dataset_name="csv", dataset_dir=str(tmp_path)))
     np.testing.assert_array_equal(from_csv.edges, graph.edges)
     np.testing.assert_array_equal(from_csv.val_mask, graph.val_mask)
+    # Self loops and repeated rows are cleaned and said so in the input's description.
+    with open(tmp_path / "edges.csv", "a") as f:
+        f.write("3,3\n0,1\n0,1\n")
+    data, _ = elements(
+        nc.NodeClassificationTask(),
+        make_params(dataset_name="csv", dataset_dir=str(tmp_path)),
+        "train",
+        True,
+        0,
+        1,
+        8,
+        0,
+    )
+    assert "1 self loops removed" in data.description
+    assert "duplicate edges merged" in data.description
     graph_formats.save_graph_npz(graph, str(tmp_path / "other.npz"))
     from_npz = nc.NodeClassificationTask().graph(
         make_params(dataset_name="npz", dataset_dir=str(tmp_path), graph_files="edges=other.npz")
