@@ -427,3 +427,27 @@ def test_export_signature_runs_on_its_example(model_name):
     if model_name == "graphsage_mean":  # D^-1 A: rows average (sum to 1 or 0)
         rows = np.bincount(example["adjacency_indices"][:, 0], example["adjacency_values"], 9)
         assert np.all(np.isclose(rows, 1) | np.isclose(rows, 0))
+
+
+@pytest.mark.parametrize("model_name", ["gcn", "graphsage_mean", "gcn_embedding"])
+def test_bf16_under_the_master_weight_getter(model_name):
+    """Weights stored fp32, computed in bf16, fp32 logits close to the fp32 model's."""
+    from training import precision
+
+    task = nc.NodeClassificationTask()
+    params = make_params(model_name=model_name)
+    with tf.Graph().as_default():
+        tf.set_random_seed(0)
+        data = task.build_inputs(params, None, False, 0, 1, 100, seed=0)
+        features = tf.data.make_one_shot_iterator(data.dataset).get_next()
+        getter = precision.master_weights_getter(tf.bfloat16)
+        with tf.variable_scope("model", custom_getter=getter):
+            low = task.build_model(features, params, False, tf.bfloat16)["logits"]
+        with tf.variable_scope("model", reuse=True):
+            full = task.build_model(features, params, False, tf.float32)["logits"]
+        assert all(v.dtype.base_dtype == tf.float32 for v in tf.global_variables())
+        assert low.dtype == tf.float32
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            a, b = session.run([low, full])
+    np.testing.assert_allclose(a, b, atol=0.1 * np.abs(b).max())
