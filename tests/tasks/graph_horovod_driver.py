@@ -1,7 +1,7 @@
 """Runs trainer.train() of the node_classification task in one rank; saves what tests compare.
 
 Launched as `mpirun -np N python graph_horovod_driver.py OUT_DIR --flags...` (or with one
-process, no launcher). Writes OUT_DIR/rank{r}.npz with the trainable weights at the end
+process, no launcher). Writes OUT_DIR/rank{r}.npz with the trainable weights at the start and the end
 and OUT_DIR/rank{r}.json with rank, size, the logged losses and the eval metrics.
 "{rank}" in a flag value is replaced by this process's rank.
 """
@@ -21,16 +21,20 @@ from training import runtime, trainer  # noqa: E402
 
 
 class DumpWeightsHook(tf.train.SessionRunHook):
-    """Keeps the trainable weights' values at the end of the run."""
+    """Keeps the trainable weights' values at the start (after broadcast) and the end."""
 
     def __init__(self):
-        self.values = None
+        self.values = {}
 
     def begin(self):
         self._vars = {v.op.name: v for v in tf.trainable_variables()}
 
+    def after_create_session(self, session, coord):
+        self._start = session.run(self._vars)
+
     def end(self, session):
-        self.values = session.run(self._vars)
+        self.values = {f"start/{k}": v for k, v in self._start.items()}
+        self.values.update({f"end/{k}": v for k, v in session.run(self._vars).items()})
 
 
 def main():
