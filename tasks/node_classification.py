@@ -8,9 +8,11 @@ graph_models/models_factory.py.
 Two ways to train (--graph_batching; default: the model's):
 
 * full: the transductive setting of Kipf & Welling. The input is ONE element, the whole
-  graph (features, normalised adjacency, labels, the split's mask), repeated: one step is
-  one epoch (`batches_per_epoch=1`). Every rank gets the whole graph (there is nothing to
-  shard), so Horovod's averaged gradient is the one-process gradient.
+  graph (features, normalised adjacency, the split's target nodes with their labels),
+  repeated: one step is one epoch (`batches_per_epoch=1`). Every rank gets the whole
+  graph (there is nothing to shard), so Horovod's averaged gradient is the one-process
+  gradient. The loss reads the targets' logits only, so the model's last layer computes
+  just those rows (A_hat[targets] for GCN).
 * sampled: GraphSAGE's mini-batches of target nodes of the split, shuffled by (seed,
   epoch) and sharded by rank with datasets.graphs.target_batches (disjoint targets, the
   same number of steps on every rank), their neighbourhoods sampled with
@@ -700,10 +702,9 @@ class NodeClassificationTask(task_lib.Task):
             "predictions": tf.argmax(logits, axis=1),
         }
 
-    def _cross_entropy(self, features, outputs, params):
+    def _cross_entropy(self, features, outputs, smoothing=0.0):
         num_classes = int(outputs["logits"].shape[-1])
         onehot = tf.one_hot(features["labels"], num_classes)
-        smoothing = getattr(params, "label_smoothing", 0.0) or 0.0
         if smoothing:
             onehot = onehot * (1.0 - smoothing) + smoothing / num_classes
         return tf.nn.softmax_cross_entropy_with_logits_v2(
@@ -712,7 +713,9 @@ class NodeClassificationTask(task_lib.Task):
 
     def build_losses(self, features, outputs, params):
         weights = features["weights"]
-        losses = self._cross_entropy(features, outputs, params)
+        losses = self._cross_entropy(
+            features, outputs, getattr(params, "label_smoothing", 0.0) or 0.0
+        )
         if "loss_denominator" in features:
             denominator = features["loss_denominator"]
         else:
@@ -734,7 +737,7 @@ class NodeClassificationTask(task_lib.Task):
 
     def eval_statistics(self, features, outputs):
         correct = self._correct(features, outputs)
-        losses = self._cross_entropy(features, outputs, _NO_SMOOTHING)
+        losses = self._cross_entropy(features, outputs)
         stats = {
             "count": tf.reduce_sum(features["eval_mask"]),
             "correct": tf.reduce_sum(features["eval_mask"] * correct),
@@ -819,11 +822,5 @@ class NodeClassificationTask(task_lib.Task):
             )
         return example
 
-
-class _NoSmoothing:
-    label_smoothing = 0.0
-
-
-_NO_SMOOTHING = _NoSmoothing()
 
 task_lib.register_task(NodeClassificationTask.name, NodeClassificationTask)
