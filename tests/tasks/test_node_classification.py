@@ -243,11 +243,12 @@ def test_full_batch_loss_is_the_train_mask_mean_plus_first_layer_decay():
         features = tf.data.make_one_shot_iterator(data.dataset).get_next()
         outputs = task.build_model(features, params, False, tf.float32)
         losses = task.build_losses(features, outputs, params)
+        smoothed = task.build_losses(features, outputs, make_params(label_smoothing=0.1))
         kernel = [v for v in tf.trainable_variables() if "layer_1" in v.name][0]
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
-            logits, total, parts, w0 = session.run(
-                [outputs["logits"], losses.total, losses.parts, kernel]
+            logits, total, parts, w0, smooth = session.run(
+                [outputs["logits"], losses.total, losses.parts, kernel, smoothed.parts]
             )
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
@@ -256,6 +257,11 @@ def test_full_batch_loss_is_the_train_mask_mean_plus_first_layer_decay():
     assert parts["cross_entropy"] == pytest.approx(expected, rel=1e-5)
     assert parts["regularization"] == pytest.approx(5e-4 * (w0**2).sum() / 2, rel=1e-5)
     assert total == pytest.approx(expected + parts["regularization"], rel=1e-5)
+    # Label smoothing 0.1 over 3 classes: targets 0.1/3 everywhere plus 0.9 on the label.
+    target = np.full(log_probs.shape, 0.1 / 3)
+    target[np.arange(len(logits)), graph.labels[graph.train_mask]] += 0.9
+    expected_smooth = -(target * log_probs).sum(axis=1).mean()
+    assert smooth["cross_entropy"] == pytest.approx(expected_smooth, rel=1e-5)
 
 
 def test_metrics_of_an_empty_split_are_an_error():
