@@ -12,6 +12,10 @@ preprocessed images; with --with_preprocessing uint8 [batch, height, width, chan
 any size, preprocessed in the graph) and the outputs 'logits' and 'probabilities'.
 --format=saved_model writes a directory with the signature 'serving_default'.
 
+Any other task (--task=NAME, with the flags of its training run) exports a SavedModel of
+its own signature (Task.export_signature: e.g. token ids in, decoded ids out), checked
+the same way on the task's example batch (interchange/task_export.py).
+
 After writing, the artefact is run (ONNX Runtime, tf.saved_model.load, or a fresh graph)
 on a random batch of --batch_size images and compared with the TensorFlow graph; the
 export fails when the logits differ by more than --tolerance times their largest
@@ -25,9 +29,9 @@ from absl import app
 from absl import flags as absl_flags
 
 import flags
-from interchange import export
+from interchange import export, task_export
 from slim_compat import tf
-from training import runtime
+from training import runtime, task, trainer
 
 FLAGS = flags.FLAGS
 
@@ -76,6 +80,27 @@ def define_export_flags():
 
 
 define_export_flags()
+trainer.define_task_flag("image_classification")
+
+
+def export_task_from_flags():
+    """The SavedModel of --task (not image classification) by its own signature."""
+    if FLAGS.format != "saved_model":
+        raise ValueError(
+            f"--task={FLAGS.task} exports --format=saved_model only, got --format={FLAGS.format!r}"
+        )
+    checkpoint = export.resolve_checkpoint(FLAGS.checkpoint)
+    decay = FLAGS.moving_average_decay or (0.9999 if FLAGS.use_moving_average else None)
+    return task_export.export_task(
+        task.get_task(FLAGS.task),
+        FLAGS,
+        checkpoint,
+        FLAGS.output,
+        moving_average_decay=decay,
+        batch_size=FLAGS.batch_size,
+        seed=FLAGS.seed,
+        tolerance=FLAGS.tolerance,
+    )
 
 
 def export_from_flags():
@@ -89,6 +114,8 @@ def export_from_flags():
         raise ValueError("--output is required (a file, or a new directory for saved_model)")
     if not FLAGS.checkpoint:
         raise ValueError("--checkpoint is required (a checkpoint prefix or a training directory)")
+    if FLAGS.task != "image_classification":
+        return export_task_from_flags()
     checkpoint = export.resolve_checkpoint(FLAGS.checkpoint)  # fails before any building
     num_classes = export.resolve_num_classes(
         FLAGS.num_classes, FLAGS.dataset_name, FLAGS.labels_offset, FLAGS.dataset_dir

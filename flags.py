@@ -225,13 +225,13 @@ def define_flags():
 
     # ----------------------------------------------------- learning-rate tuning
     f.DEFINE_float("learning_rate", 0.01, "Initial learning rate (per rank before scaling).")
-    f.DEFINE_enum(
+    f.DEFINE_string(
         "learning_rate_decay_type",
         "exponential",
-        ["fixed", "exponential", "polynomial", "linear", "inverse_sqrt", "noam"],
-        "How the learning rate decays (training/learning_rates.py): linear = to "
-        "--end_learning_rate at --stop_at_step; inverse_sqrt and noam warm up over "
-        "--warmup_steps by themselves.",
+        "How the learning rate decays, a schedule of training/learning_rates.py SCHEDULES: "
+        "fixed, exponential, polynomial, linear, inverse_sqrt, noam, or one a task "
+        "registers. linear = to --end_learning_rate at --stop_at_step; inverse_sqrt and "
+        "noam warm up over --warmup_steps by themselves.",
     )
     f.DEFINE_float("end_learning_rate", 0.0001, "Final learning rate of polynomial decay.")
     f.DEFINE_float("learning_rate_decay_factor", 0.94, "Exponential decay factor.")
@@ -274,22 +274,12 @@ def define_flags():
     )
 
     # ---------------------------------------------------------------- optimizer
-    f.DEFINE_enum(
+    f.DEFINE_string(
         "optimizer",
         "momentum",
-        [
-            "adadelta",
-            "adagrad",
-            "adam",
-            "ftrl",
-            "momentum",
-            "sgd",
-            "rmsprop",
-            "adamw",
-            "adamweightdecay",
-            "lamb",
-        ],
-        "Optimizer (training/optimizers.py); adamweightdecay is FastNN's name for adamw.",
+        "Optimizer of training/optimizers.py OPTIMIZERS: adadelta, adagrad, adam, ftrl, "
+        "momentum, sgd, rmsprop, adamw, adamweightdecay (FastNN's name for adamw), lamb, or "
+        "one a task registers.",
     )
     f.DEFINE_float("adadelta_rho", 0.95, "Adadelta decay rate.")
     f.DEFINE_float("adagrad_initial_accumulator_value", 0.1, "Adagrad starting accumulator.")
@@ -363,7 +353,24 @@ def define_flags():
     f.DEFINE_integer(
         "eval_every_n_steps",
         0,
-        "Evaluate on --eval_split_name every N training steps and log top-1/top-5 (0: never).",
+        "Evaluate on --eval_split_name every N training steps and log the task's metrics "
+        "(image classification: top-1/top-5; 0: never).",
+    )
+    f.DEFINE_string(
+        "early_stopping_metric",
+        None,
+        "Stop training when this eval metric (a key of the task's metrics, e.g. "
+        "val_accuracy) has not improved for --early_stopping_patience evaluations; "
+        "needs --eval_every_n_steps. Default: no early stopping.",
+    )
+    f.DEFINE_integer(
+        "early_stopping_patience", 10, "Evaluations without improvement before early stopping."
+    )
+    f.DEFINE_enum(
+        "early_stopping_mode",
+        "max",
+        ["max", "min"],
+        "Whether --early_stopping_metric improves upwards (accuracy, BLEU) or downwards (loss).",
     )
     f.DEFINE_string(
         "eval_split_name",
@@ -438,6 +445,13 @@ def define_flags():
         "Horovod tensor fusion buffer in MB (HOROVOD_FUSION_THRESHOLD).",
     )
     f.DEFINE_float("cycle_time_ms", None, "Horovod cycle time in ms (HOROVOD_CYCLE_TIME).")
+    f.DEFINE_boolean(
+        "sparse_as_dense",
+        None,
+        "Horovod: reduce embedding (IndexedSlices) gradients as dense tensors with an "
+        "allreduce (true) or allgather their rows (false). Default: the task's (dense for "
+        "images and text, allgather for recommendation tables).",
+    )
 
     # ------------------------------------------------------ FastNN's other names
     f.DEFINE_alias("log_loss_every_n_iters", "log_every_n_steps")

@@ -643,13 +643,7 @@ def write_saved_model(session, inference_graph, export_dir):
     Raises:
         FileExistsError: export_dir exists and is not empty.
     """
-    if os.path.isdir(export_dir) and os.listdir(export_dir):
-        raise FileExistsError(
-            f"SavedModel directory {export_dir!r} exists and is not empty; choose a new "
-            "--output or delete it"
-        )
-    if os.path.isdir(export_dir):
-        os.rmdir(export_dir)  # the builder insists on creating it
+    check_new_directory(export_dir)
     with inference_graph.graph.as_default():
         builder = tf.saved_model.builder.SavedModelBuilder(export_dir)
         signature = tf.saved_model.signature_def_utils.predict_signature_def(
@@ -666,6 +660,17 @@ def write_saved_model(session, inference_graph, export_dir):
             strip_default_attrs=True,
         )
         builder.save()
+
+
+def check_new_directory(export_dir):
+    """Makes way for a SavedModel at export_dir: absent or empty, else FileExistsError."""
+    if os.path.isdir(export_dir) and os.listdir(export_dir):
+        raise FileExistsError(
+            f"SavedModel directory {export_dir!r} exists and is not empty; choose a new "
+            "--output or delete it"
+        )
+    if os.path.isdir(export_dir):
+        os.rmdir(export_dir)  # the builder insists on creating it
 
 
 def _make_parent(path):

@@ -1,9 +1,10 @@
 """Training throughput of tfzoo beside a Keras 3 peer, with memory, FLOPs utilisation and scaling.
 
 For every model x batch size x precision x input, a fresh worker process builds the REAL
-tfzoo training step (training/train_step.build_train_step: the network in its precision
-under the fp32-master-weight getter, TF-Slim's loss, the momentum optimizer, loss scaling
-for fp16, the update; the same function train_image_classifiers.py calls), runs warm-up
+tfzoo training step (tasks/image_classification.build_train_step: the network in its
+precision under the fp32-master-weight getter, TF-Slim's loss, then the trainer's own
+update, training/trainer.build_train_step: the momentum optimizer, loss scaling for fp16,
+the allreduce; the same functions the trainer calls), runs warm-up
 steps, then times --repeats blocks, each of as many steps as last --block_seconds at the
 last warm-up step's pace (and at least --steps). tfzoo's workers run on tcmalloc, as its
 entry points do (training/allocator.py). Inputs:
@@ -168,11 +169,15 @@ def _parse_tfzoo_flags(cfg, extra=()):
 
 
 def _tfzoo_graph(cfg, FLAGS, dist, tf):
-    """Builds the input and the training step of `cfg` in the default graph; returns the TrainStep."""
-    import train_image_classifiers
+    """Builds the input and the training step of `cfg` in the default graph.
+
+    Returns:
+        (the trainer's TrainStep, the total loss tensor).
+    """
     from datasets import dataset_factory
     from image_models import nets_factory
-    from training import precision, train_step
+    from tasks import image_classification
+    from training import precision
 
     compute = precision.resolve_precision(FLAGS.precision)
     entry = nets_factory.get_entry(cfg["model"])
@@ -193,15 +198,15 @@ def _tfzoo_graph(cfg, FLAGS, dist, tf):
         spec = dataset_factory.get_dataset(
             "mock", "train", None, None, mock_num_classes=cfg["num_classes"]
         )
-        # The trainer's own pipeline with its flags (train_image_classifiers.make_dataset).
-        dataset, _ = train_image_classifiers.make_dataset(spec, entry, True, dist, batch_size)
+        # The trainer's own pipeline with its flags (image_classification.make_dataset).
+        dataset, _ = image_classification.make_dataset(spec, entry, True, dist, batch_size)
         images, labels = tf.data.make_one_shot_iterator(dataset).get_next()
         num_samples = spec.num_samples
     steps_per_epoch = max(num_samples // (batch_size * dist.size), 1)
     network_fn = nets_factory.get_network_fn(
         cfg["model"], cfg["num_classes"], weight_decay=FLAGS.weight_decay, is_training=True
     )
-    step = train_step.build_train_step(
+    step, total_loss, _, _ = image_classification.build_train_step(
         FLAGS,
         network_fn,
         images,
@@ -213,7 +218,7 @@ def _tfzoo_graph(cfg, FLAGS, dist, tf):
         steps_per_epoch,
         entry.aux_loss_weight,
     )
-    return step
+    return step, total_loss
 
 
 def run_tfzoo_worker(cfg):
@@ -227,7 +232,7 @@ def run_tfzoo_worker(cfg):
     # Horovod: initialised when launched by mpirun (or forced for the 1-rank scaling run).
     dist = distributed.init(FLAGS)
     with tf.Graph().as_default():
-        step = _tfzoo_graph(cfg, FLAGS, dist, tf)
+        step, total_loss = _tfzoo_graph(cfg, FLAGS, dist, tf)
         init = tf.group(tf.global_variables_initializer(), tf.local_variables_initializer())
         # Horovod: every rank starts from rank 0's weights, as in training.
         broadcast = dist.hvd.broadcast_global_variables(0) if dist.hvd else tf.no_op()
@@ -236,7 +241,7 @@ def run_tfzoo_worker(cfg):
         # Horovod: every rank must run as many steps as the others, or one waits forever.
         local_steps = tf.placeholder(tf.float32, [])
         steps_over_ranks = dist.allreduce_max(local_steps, name="steps_over_ranks")
-        fetches = [step.train_op, step.total_loss]
+        fetches = [step.train_op, total_loss]
         with tf.Session(config=distributed.session_config(dist, FLAGS)) as sess:
             sess.run(init)
             sess.run(broadcast)
@@ -278,7 +283,8 @@ def count_training_flops(cfg):
         {"train_flops_per_image": float, "forward_flops_per_image": float}
     """
     from slim_compat import tf
-    from training import classifier, distributed
+    from tasks import image_classification
+    from training import distributed
 
     options = tf.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
@@ -298,7 +304,7 @@ def count_training_flops(cfg):
                 network_fn = nets_factory.get_network_fn(
                     cfg["model"], cfg["num_classes"], is_training=True
                 )
-                classifier.build_logits(network_fn, images, "fp32")
+                image_classification.build_logits(network_fn, images, "fp32")
             return tf.profiler.profile(graph, options=options).total_float_ops
 
     tf.disable_eager_execution()

@@ -81,7 +81,7 @@ class Distributed:
                 f"{self.size}: use average or sum, or launch 1, 2, 4, 8... ranks"
             )
 
-    def reduce_gradients(self, grads, op="average", compression="none"):
+    def reduce_gradients(self, grads, op="average", compression="none", sparse_as_dense=False):
         """Horovod: combines each rank's gradients into the gradients every rank applies.
 
         tfzoo calls the allreduce itself instead of wrapping the optimizer in
@@ -100,6 +100,11 @@ class Distributed:
                 the two agree (Adasum scales with its inputs); for momentum or Adam they
                 differ.
             compression: 'none' or 'fp16' (halves the bytes sent; dense tensors only).
+            sparse_as_dense: reduce IndexedSlices (embedding gradients) as dense tensors
+                with an allreduce, instead of allgathering their rows and indices. The
+                allgather sends every rank's rows to every rank, so its memory and bytes
+                grow with the ranks (horovod/horovod#433): dense is right when a step
+                touches most rows (a vocabulary embedding), allgather when it touches few.
 
         Returns:
             The reduced gradients, identical on every rank; `grads` itself in one process.
@@ -113,7 +118,7 @@ class Distributed:
         reduced = []
         with tf.name_scope("allreduce_gradients"):
             for g in grads:
-                if isinstance(g, tf.IndexedSlices) and op == "adasum":
+                if isinstance(g, tf.IndexedSlices) and (op == "adasum" or sparse_as_dense):
                     g = tf.convert_to_tensor(g)
                 # Horovod: IndexedSlices are allgathered (values and indices), dense
                 # tensors allreduced; every rank gets the same result.
@@ -173,6 +178,8 @@ class Distributed:
 class BroadcastVariablesHook(tf.train.SessionRunHook):
     """Broadcasts every global variable from rank 0 once the session exists.
 
+    Except those of RANK_LOCAL_VARIABLES, which each rank holds alone.
+
     horovod.tensorflow.BroadcastGlobalVariablesHook is not defined on TF 2.21 (it looks
     for tf.estimator), hence this one. `after_create_session` runs after the session
     manager has initialised the variables or restored them from a checkpoint (resume or
@@ -186,7 +193,10 @@ class BroadcastVariablesHook(tf.train.SessionRunHook):
 
     def begin(self):
         if self._op is None or self._op.graph is not tf.get_default_graph():
-            self._op = self._hvd.broadcast_global_variables(self._root_rank)
+            own = set(rank_local_variables())
+            # Horovod: the rows of a model-parallel table differ by rank by design.
+            shared = [v for v in tf.global_variables() if v not in own]
+            self._op = self._hvd.broadcast_variables(shared, self._root_rank)
 
     def after_create_session(self, session, coord):
         session.run(self._op)

@@ -21,18 +21,33 @@ class NanLossError(RuntimeError):
 
 
 class StepLoggingHook(tf.train.SessionRunHook):
-    """Every N steps logs step, loss, batch accuracy, learning rate and images per second.
+    """Every N steps logs step, loss, the task's metrics, learning rate and throughput.
 
     The tensors are fetched only on logging steps, so the other steps pay nothing. With
-    Horovod the loss and accuracy are averages over ranks (an allreduce), so EVERY rank
+    Horovod the loss and metrics are averages over ranks (an allreduce), so EVERY rank
     runs this hook and fetches on the same steps; only the rank with `log=True` prints.
-    Images per second counts the global batch of an update, measured between two logs.
     With `runs_per_step` = k > 1 (gradient accumulation) the global step advances on every
     k-th run only; the hook logs on those runs, with the loss of the last micro-batch.
+
+    Throughput: with `counts` (the task's batch_counts: unit -> scalar tensor of this
+    rank's batch, e.g. examples and tokens) every run's real counts are added up, summed
+    over ranks on the log steps and divided by the time between two logs: a unit per
+    second for each unit ("examples_per_sec", shown "examples/s"; `count_labels` renames,
+    e.g. examples -> ("images_per_sec", "img/s")). Without counts, a fixed
+    `global_batch_size` of examples per update is assumed.
     """
 
     def __init__(
-        self, tensors, every_n_steps, global_batch_size, global_step, log=True, runs_per_step=1
+        self,
+        tensors,
+        every_n_steps,
+        global_batch_size,
+        global_step,
+        log=True,
+        runs_per_step=1,
+        counts=None,
+        count_labels=None,
+        dist=None,
     ):
         self._tensors = tensors  # name -> tensor; must include 'step' (read after the update)
         self._every_n = max(1, int(every_n_steps))
@@ -40,6 +55,19 @@ class StepLoggingHook(tf.train.SessionRunHook):
         self._global_step = global_step
         self._log = log
         self._runs_per_step = max(1, int(runs_per_step))
+        self._units = list(counts or {})
+        labels = count_labels or {}
+        self._labels = [labels.get(u, (f"{u}_per_sec", f"{u}/s")) for u in self._units]
+        self._counts = None
+        self._summed = None
+        if self._units:
+            self._counts = tf.cast(tf.stack([counts[u] for u in self._units]), tf.float64)
+            self._count_feed = tf.placeholder(tf.float64, [len(self._units)], "counted")
+            # Horovod: the counts of every rank since the last log, on the log steps only.
+            self._summed = (dist or _OneProcess()).allreduce_sum(
+                self._count_feed, name="counted_over_ranks"
+            )
+        self._counted = None
         self._start_step = None
         self._runs = 0
         self._last = None  # (time, step) of the previous log
@@ -48,6 +76,7 @@ class StepLoggingHook(tf.train.SessionRunHook):
     def after_create_session(self, session, coord):
         self._start_step = int(session.run(self._global_step))
         self._runs = 0
+        self._counted = [0.0] * len(self._units)
 
     def _logs(self, step):
         return self._last is None or step % self._every_n == 0
@@ -57,28 +86,47 @@ class StepLoggingHook(tf.train.SessionRunHook):
 
     def before_run(self, run_context):
         step = self._start_step + (self._runs + 1) // self._runs_per_step
+        fetches = {}
+        if self._counts is not None:
+            fetches["counts"] = self._counts
         if self._next_run_updates() and self._logs(step):
-            return tf.train.SessionRunArgs(self._tensors)
-        return None
+            fetches["log"] = self._tensors
+        return tf.train.SessionRunArgs(fetches) if fetches else None
 
     def after_run(self, run_context, run_values):
         self._runs += 1
-        if run_values.results is None:
+        results = run_values.results or {}
+        if "counts" in results:
+            self._counted = [a + b for a, b in zip(self._counted, results["counts"], strict=True)]
+        if "log" not in results:
             return
-        values = dict(run_values.results)
+        values = dict(results["log"])
         step = int(values["step"])
         now = time.perf_counter()
-        rate = ""
-        if self._last is not None and step > self._last[1]:
-            values["images_per_sec"] = (
-                (step - self._last[1]) * self._global_batch / (now - self._last[0])
-            )
-            rate = f"  {values['images_per_sec']:.1f} img/s"
+        rates = {}
+        if self._counts is not None:
+            # Horovod: every rank runs this on the same log steps.
+            total = run_context.session.run(self._summed, {self._count_feed: self._counted})
+            self._counted = [0.0] * len(self._units)
+            if self._last is not None and step > self._last[1]:
+                for (key, shown), n in zip(self._labels, total, strict=True):
+                    rates[key, shown] = n / (now - self._last[0])
+        elif self._last is not None and step > self._last[1]:
+            rate = (step - self._last[1]) * self._global_batch / (now - self._last[0])
+            rates["images_per_sec", "img/s"] = rate
+        for (key, _), rate in rates.items():
+            values[key] = rate
         self._last = (now, step)
         self.history.append((step, values))
         if self._log:
             parts = [f"{k}={values[k]:.4g}" for k in self._tensors if k != "step"]
-            logging.info("step %d: %s%s", step, "  ".join(parts), rate)
+            shown = "".join(f"  {rate:.1f} {unit}" for (_, unit), rate in rates.items())
+            logging.info("step %d: %s%s", step, "  ".join(parts), shown)
+
+
+class _OneProcess:
+    def allreduce_sum(self, tensor, name=None):
+        return tf.identity(tensor, name=name)
 
 
 _ADVICE = "Try a lower --learning_rate, --max_gradient_norm, or --precision=fp32."
@@ -261,13 +309,60 @@ class FiniteWeightsListener(tf.train.CheckpointSaverListener):
             )
 
 
+class EarlyStopping:
+    """Stops training when an eval metric has not improved for `patience` evaluations.
+
+    `metric` must be a key of the task's metrics; `mode` 'max' (accuracy, BLEU, AUC) or
+    'min' (loss). Every rank sees the same metrics (an allreduce), so all stop together.
+    """
+
+    MODES = ("max", "min")
+
+    def __init__(self, metric, patience=10, mode="max"):
+        if mode not in self.MODES:
+            raise ValueError(
+                f"--early_stopping_mode={mode!r}; expected one of: {', '.join(self.MODES)}"
+            )
+        if int(patience) < 1:
+            raise ValueError(f"--early_stopping_patience must be >= 1, got {patience}")
+        self.metric, self.patience, self.mode = metric, int(patience), mode
+        self.best = None  # (step, value)
+        self.bad_evaluations = 0
+
+    @classmethod
+    def from_params(cls, params):
+        """The early stopping the flags ask for, or None."""
+        metric = getattr(params, "early_stopping_metric", None)
+        if not metric:
+            return None
+        return cls(metric, params.early_stopping_patience, params.early_stopping_mode)
+
+    def should_stop(self, step, metrics):
+        """Records one evaluation; True when training should stop."""
+        if self.metric not in metrics:
+            raise ValueError(
+                f"--early_stopping_metric={self.metric!r} is not a metric of this task; "
+                f"expected one of: {', '.join(k for k in metrics if k != 'count')}"
+            )
+        value = float(metrics[self.metric])
+        better = self.best is None or (
+            value > self.best[1] if self.mode == "max" else value < self.best[1]
+        )
+        if better:
+            self.best, self.bad_evaluations = (step, value), 0
+            return False
+        self.bad_evaluations += 1
+        return self.bad_evaluations >= self.patience
+
+
 class EvaluationHook(tf.train.SessionRunHook):
-    """Every N steps evaluates the whole eval split and logs top-1 / top-5.
+    """Every N steps evaluates the whole eval split and logs the task's metrics.
 
     Every rank runs it at the same step (the totals are an allreduce); rank 0 logs and
-    writes the summary. `errors_named` (a context-manager factory, e.g.
+    writes the summaries (eval/<metric>). `errors_named` (a context-manager factory, e.g.
     dataset_factory.input_errors_named bound to the eval split) turns a read error of the
-    eval pass into one naming the eval split's bad file.
+    eval pass into one naming the eval split's bad file. With `early_stopping` (an
+    EarlyStopping) the run stops once its metric stops improving.
     """
 
     def __init__(
@@ -280,6 +375,8 @@ class EvaluationHook(tf.train.SessionRunHook):
         is_chief=True,
         split_name="validation",
         errors_named=contextlib.nullcontext,
+        format_metrics=None,
+        early_stopping=None,
     ):
         self._ops = eval_ops
         self._every_n = int(every_n_steps)
@@ -289,6 +386,8 @@ class EvaluationHook(tf.train.SessionRunHook):
         self._is_chief = is_chief
         self._split = split_name
         self._errors_named = errors_named
+        self._format = format_metrics or eval_ops.task.format_metrics
+        self.early_stopping = early_stopping
         self._writer = None
         self._last_step = None
         self._seen_step = None  # the step after the previous run
@@ -308,7 +407,20 @@ class EvaluationHook(tf.train.SessionRunHook):
         step = int(run_values.results)
         # With gradient accumulation the step holds for several runs: evaluate once.
         if step != self._seen_step and step % self._every_n == 0:
-            self._evaluate(run_context.session, step)
+            metrics = self._evaluate(run_context.session, step)
+            if self.early_stopping and self.early_stopping.should_stop(step, metrics):
+                if self._is_chief:
+                    best_step, best = self.early_stopping.best
+                    logging.info(
+                        "Early stopping at step %d: %s has not improved for %d evaluations "
+                        "(best %.4f at step %d)",
+                        step,
+                        self.early_stopping.metric,
+                        self.early_stopping.patience,
+                        best,
+                        best_step,
+                    )
+                run_context.request_stop()
         self._seen_step = step
 
     def end(self, session):
@@ -323,20 +435,13 @@ class EvaluationHook(tf.train.SessionRunHook):
         self.results.append((step, metrics))
         if self._is_chief:
             logging.info(
-                "eval at step %d on %s (%d examples): top-1 %.4f  top-5 %.4f  loss %.4f",
+                "eval at step %d on %s (%d examples): %s",
                 step,
                 self._split,
-                metrics["count"],
-                metrics["top1"],
-                metrics["top5"],
-                metrics["loss"],
+                metrics.get("count", 0),
+                self._format(metrics),
             )
         if self._writer:
-            summary = tf.Summary(
-                value=[
-                    tf.Summary.Value(tag=f"eval/{k}", simple_value=metrics[k])
-                    for k in ("top1", "top5", "loss")
-                ]
-            )
-            self._writer.add_summary(summary, step)
+            self._writer.add_summary(evaluation.metric_summary(metrics), step)
             self._writer.flush()
+        return metrics

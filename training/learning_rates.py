@@ -123,6 +123,11 @@ def register_schedule(name, fn, has_warmup=False):
     SCHEDULES[name] = Schedule(fn, has_warmup)
 
 
+def check_schedule_name(name):
+    """Raises ValueError for a decay type that is not registered, listing the valid ones."""
+    _check("learning_rate_decay_type", name, tuple(SCHEDULES))
+
+
 def _check(name, value, valid):
     if value not in valid:
         raise ValueError(f"Unknown {name} {value!r}; expected one of: {', '.join(valid)}")
@@ -151,7 +156,7 @@ def configure_learning_rate(params, global_step, steps_per_epoch, num_ranks=1):
         ValueError: an unknown schedule name or a non-positive steps_per_epoch.
     """
     decay_type = params.learning_rate_decay_type
-    _check("learning_rate_decay_type", decay_type, tuple(SCHEDULES))
+    check_schedule_name(decay_type)
     scheme = getattr(params, "decay_scheme", None)
     if scheme:
         _check("decay_scheme", scheme, DECAY_SCHEMES)

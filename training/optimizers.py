@@ -99,6 +99,12 @@ def register_optimizer(name, fn):
     OPTIMIZERS[name] = fn
 
 
+def check_name(name):
+    """Raises ValueError for an optimizer name that is not registered, listing the valid ones."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"Unknown optimizer {name!r}; expected one of: {', '.join(OPTIMIZERS)}")
+
+
 def configure_optimizer(name, learning_rate, params):
     """Returns the optimizer `name` with the learning rate and the flags' hyper-parameters.
 
@@ -114,8 +120,7 @@ def configure_optimizer(name, learning_rate, params):
     Raises:
         ValueError: unknown name (the message lists the valid ones).
     """
-    if name not in OPTIMIZERS:
-        raise ValueError(f"Unknown optimizer {name!r}; expected one of: {', '.join(OPTIMIZERS)}")
+    check_name(name)
     return OPTIMIZERS[name](learning_rate, params)
 
 

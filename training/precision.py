@@ -10,6 +10,7 @@ range, so it needs no scaling. slim's fused batch norm keeps its parameters and 
 statistics in fp32 for low-precision inputs.
 """
 
+import contextlib
 import math
 
 from slim_compat import tf
@@ -62,6 +63,33 @@ def master_weights_getter(compute_dtype):
         return var
 
     return custom_getter
+
+
+@contextlib.contextmanager
+def model_scope(precision="fp32", reuse=None):
+    """The scope every model is built in: fp32 master weights read in the compute precision.
+
+    With fp16/bf16 the variables of the model are created in fp32 and cast on each read
+    (master_weights_getter); embedding tables stay fp32 and are cast after the lookup
+    (embedding_lookup). On CPU, dense layers' input gradients avoid a slow kernel
+    (training/cpu_kernels.py).
+
+    Args:
+        precision: 'fp32', 'fp16' or 'bf16'.
+        reuse: True to share the variables of an earlier call (an eval tower).
+
+    Yields:
+        the compute dtype (tf.float32, tf.float16 or tf.bfloat16).
+    """
+    from training import cpu_kernels
+
+    dtype = PRECISIONS[resolve_precision(precision)]
+    getter = master_weights_getter(dtype) if dtype != tf.float32 else None
+    with (
+        tf.variable_scope(tf.get_variable_scope(), reuse=reuse, custom_getter=getter),
+        cpu_kernels.faster_cpu_gradients(),
+    ):
+        yield dtype
 
 
 def embedding_lookup(table, ids, dtype=tf.float32, name=None):

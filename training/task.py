@@ -30,9 +30,9 @@ or `register_task("name", MyTask)`.
 import collections
 
 InputData = collections.namedtuple(
-    "InputData", ["dataset", "num_examples", "description", "batches_per_epoch"]
+    "InputData", ["dataset", "num_examples", "description", "batches_per_epoch", "errors_named"]
 )
-InputData.__new__.__defaults__ = ("", None)
+InputData.__new__.__defaults__ = ("", None, None)
 InputData.__doc__ = """The input of one rank for one split.
 
 dataset: a tf.data.Dataset of dicts of batched feature tensors. Training streams repeat
@@ -44,6 +44,8 @@ description: a sentence for the log (e.g. how the files were sharded over ranks)
 batches_per_epoch: batches of ONE rank in one epoch, when batches are not a fixed number
     of examples (token batching, one full-graph batch); None: num_examples divided by the
     global batch.
+errors_named: optional factory of a context manager around the reading session that turns
+    a read error into one naming the bad file (dataset_factory.input_errors_named).
 """
 
 Losses = collections.namedtuple("Losses", ["total", "parts"])
@@ -70,6 +72,9 @@ class Task:
 
     #: Name in the task registry and in --task.
     name = None
+    #: The entry point that trains it: "image" (train_image_classifiers.py), "nlp"
+    #: (train_nlp_models.py), "rec" (train_rec_models.py) or "graph" (train_graph_models.py).
+    family = None
     #: Horovod's default for IndexedSlices gradients (embedding lookups): True reduces
     #: them as dense tensors (allreduce), False allgathers their rows. --sparse_as_dense
     #: overrides it. Dense is right when most rows are touched per step (a shared
@@ -81,6 +86,9 @@ class Task:
     @classmethod
     def define_flags(cls, flags_module):
         """Defines this task's own absl flags (called once, before parsing)."""
+
+    def check_params(self, params, dist):
+        """Raises ValueError for flag values this task cannot run, before anything is built."""
 
     def build_inputs(self, params, split, is_training, rank, size, batch_size, seed, start_step=0):
         """Returns the InputData of this rank for `split`.
@@ -210,17 +218,24 @@ def register_task(name, task_class):
     return task_class
 
 
-def get_task(name, valid=None):
+def tasks_of_family(family):
+    """Sorted names of the registered tasks of `family` (e.g. "nlp")."""
+    return sorted(name for name, cls in TASKS.items() if cls.family == family)
+
+
+def get_task(name, family=None):
     """Instantiates the task `name`.
 
     Args:
         name: a registered task name.
-        valid: optional subset of names an entry point serves (e.g. the NLP tasks).
+        family: optional family an entry point serves (e.g. "nlp"): only its tasks are valid.
 
     Raises:
         ValueError: unknown name, listing the valid ones.
     """
-    names = [n for n in TASKS if valid is None or n in valid]
+    names = sorted(TASKS) if family is None else tasks_of_family(family)
     if name not in names:
-        raise ValueError(f"Unknown task {name!r}; expected one of: {', '.join(sorted(names))}")
+        if not names:
+            raise ValueError(f"Unknown task {name!r}: no {family} task is registered yet")
+        raise ValueError(f"Unknown task {name!r}; expected one of: {', '.join(names)}")
     return TASKS[name]()

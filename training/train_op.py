@@ -49,6 +49,7 @@ def build_update(
     gradient_compression="none",
     accumulation_steps=1,
     accumulation_reduction="mean",
+    sparse_as_dense=False,
 ):
     """Builds one micro-step of training (see the module docstring).
 
@@ -68,6 +69,12 @@ def build_update(
         gradient_compression: 'none' or 'fp16' for the allreduce.
         accumulation_steps: micro-steps per update (--backward_passes_per_step), >= 1.
         accumulation_reduction: 'mean' or 'sum' of the accumulated micro-step gradients.
+        sparse_as_dense: Horovod: allreduce IndexedSlices gradients as dense tensors instead
+            of allgathering them (distributed.Distributed.reduce_gradients).
+
+    Variables of the collection distributed.RANK_LOCAL_VARIABLES (the rows of a
+    model-parallel table that this rank owns) keep their local gradient: no other rank
+    holds them, so there is nothing to reduce.
 
     Returns:
         an Update.
@@ -100,9 +107,23 @@ def build_update(
     grads = [g for g, _ in grads_and_vars]
     variables = [v for _, v in grads_and_vars]
 
+    own = set(distributed.rank_local_variables())
+    shared = [i for i, v in enumerate(variables) if v not in own]
+
     def reduce_and_apply(local_grads, summarize):
-        # Horovod: one reduction over ranks per update.
-        reduced = dist.reduce_gradients(local_grads, allreduce_op, gradient_compression)
+        # Horovod: one reduction over ranks per update, of the gradients of shared variables.
+        reduced = list(local_grads)
+        for i, g in zip(
+            shared,
+            dist.reduce_gradients(
+                [local_grads[i] for i in shared],
+                allreduce_op,
+                gradient_compression,
+                sparse_as_dense,
+            ),
+            strict=True,
+        ):
+            reduced[i] = g
         finite_here = precision.all_finite(reduced)
         if dist.size > 1:
             finite_here = tf.logical_and(finite_here, precision.all_finite(local_grads))

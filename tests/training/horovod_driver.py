@@ -31,7 +31,8 @@ from absl import logging  # noqa: E402
 
 import train_image_classifiers  # noqa: E402
 from slim_compat import tf  # noqa: E402
-from training import classifier, runtime  # noqa: E402
+from tasks import image_classification as classifier  # noqa: E402
+from training import runtime  # noqa: E402
 
 
 class DumpWeightsHook(tf.train.SessionRunHook):

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from slim_compat import tf
-from training import distributed, evaluation
+from tasks import image_classification as evaluation
+from training import distributed
 
 NUM_CLASSES = 7
 

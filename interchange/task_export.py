@@ -1,0 +1,114 @@
+"""Export of any task's model as a SavedModel, by the task's own signature, with a parity run.
+
+The task says what its serving model takes and returns (Task.export_signature: integer
+ids, masks, images, several outputs). The model is built in a fresh graph, restored from
+a training checkpoint (optionally its moving averages), written as a SavedModel with the
+'serving_default' signature of those inputs and outputs, then loaded back with
+tf.saved_model.load and run on the task's example batch (Task.export_example), next to
+the live graph: floating outputs must agree to `tolerance` relative to their largest
+magnitude, integer outputs (decoded ids, predicted classes) exactly.
+
+    python export_model.py --task=NAME --checkpoint=TRAIN_DIR --format=saved_model --output=DIR
+
+Image classification keeps its richer exporter (interchange/export.py: frozen graph,
+ONNX, in-graph preprocessing); any other task goes through `export_task`.
+"""
+
+import numpy as np
+
+from interchange import export
+from slim_compat import tf
+from training import checkpoints
+
+FORMATS = ("saved_model",)
+
+
+def _restore(session, checkpoint, moving_average_decay):
+    if moving_average_decay:
+        var_map = checkpoints.moving_average_variables_to_restore(checkpoint, moving_average_decay)
+    else:
+        var_map = {v.op.name: v for v in tf.global_variables()}
+    checkpoints.check_restorable(checkpoint, var_map, action="evaluate")
+    tf.train.Saver(var_map).restore(session, checkpoint)
+
+
+def _write(session, signature, export_dir):
+    export.check_new_directory(export_dir)
+    builder = tf.saved_model.builder.SavedModelBuilder(export_dir)
+    signature_def = tf.saved_model.signature_def_utils.predict_signature_def(
+        signature.inputs, signature.outputs
+    )
+    builder.add_meta_graph_and_variables(
+        session,
+        [tf.saved_model.tag_constants.SERVING],
+        signature_def_map={export.SERVING_SIGNATURE: signature_def},
+        strip_default_attrs=True,
+    )
+    builder.save()
+
+
+def run_saved_model(export_dir, feeds):
+    """The outputs dict of a SavedModel's serving signature on `feeds` (TF2 loader)."""
+    import tensorflow as tf2
+
+    with tf.Graph().as_default():
+        loaded = tf2.saved_model.load(export_dir)
+        function = loaded.signatures[export.SERVING_SIGNATURE]
+        outputs = function(**{k: tf.constant(v) for k, v in feeds.items()})
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            return session.run(outputs)
+
+
+def compare(reference, exported, tolerance):
+    """{output: max |difference|}; raises export.ParityError outside the rule above."""
+    report = {}
+    for name, ref in reference.items():
+        if name not in exported:
+            raise export.ParityError(f"The exported model has no output {name!r}")
+        ref, out = np.asarray(ref), np.asarray(exported[name])
+        if ref.shape != out.shape:
+            raise export.ParityError(
+                f"Output {name!r} has shape {out.shape} in the export, {ref.shape} in TensorFlow"
+            )
+        if np.issubdtype(ref.dtype, np.floating):
+            diff = float(np.max(np.abs(out - ref), initial=0.0))
+            bound = tolerance * max(float(np.max(np.abs(ref), initial=0.0)), 1.0)
+            if not np.all(np.isfinite(out)) or diff > bound:
+                raise export.ParityError(
+                    f"Output {name!r} differs: max |diff| {diff:.3g} > allowed {bound:.3g}"
+                )
+        else:
+            diff = int(np.sum(out != ref))
+            if diff:
+                raise export.ParityError(f"Output {name!r}: {diff} values differ from TensorFlow")
+        report[name] = diff
+    return report
+
+
+def export_task(task, params, checkpoint, output, moving_average_decay=None, batch_size=2,
+                seed=0, tolerance=export.DEFAULT_TOLERANCE):  # fmt: skip
+    """Builds, restores, writes and checks the SavedModel of `task`; returns the report."""
+    graph = tf.Graph()
+    graph.seed = seed
+    with graph.as_default():
+        signature = task.export_signature(params)
+        with tf.Session(graph=graph) as session:
+            session.run(tf.local_variables_initializer())
+            _restore(session, checkpoint, moving_average_decay)
+            feeds = task.export_example(signature, batch_size, seed)
+            reference = session.run(
+                signature.outputs, {signature.inputs[k]: v for k, v in feeds.items()}
+            )
+            _write(session, signature, output)
+    differences = compare(reference, run_saved_model(output, feeds), tolerance)
+    return {
+        "format": "saved_model",
+        "output": output,
+        "task": task.name,
+        "inputs": {k: [str(v.dtype.name), v.shape.as_list()] for k, v in signature.inputs.items()},
+        "outputs": sorted(signature.outputs),
+        "max_abs_diff": differences,
+        "checkpoint": checkpoint,
+        "moving_averages": bool(moving_average_decay),
+    }
