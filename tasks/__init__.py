@@ -4,5 +4,7 @@ One module per family; each registers its tasks with training.task.register_task
 imported. Add a family's module here (one line).
 """
 
-from tasks import image_classification  # noqa: F401
-from tasks import node_classification  # noqa: F401
+from tasks import (
+    image_classification,  # noqa: F401
+    node_classification,  # noqa: F401
+)

@@ -310,6 +310,7 @@ class NodeClassificationTask(task_lib.Task):
     """Semi-supervised node classification (Planetoid-style splits) with graph models."""
 
     name = "node_classification"
+    family = "graph"
     # gcn_embedding's table: most rows are looked up every full-graph step.
     sparse_as_dense = True
     throughput_labels = {"examples": ("nodes_per_sec", "target nodes/s")}
@@ -400,6 +401,22 @@ class NodeClassificationTask(task_lib.Task):
                 "= columns when the features are integers >= 0, else node_id.",
                 flag_values=flags,
             )
+
+    def check_params(self, params, dist):
+        """Refuses bad names and values before anything is built (or a graph is read)."""
+        if params.dataset_name not in GRAPH_DATASETS:
+            raise ValueError(
+                f"Unknown graph dataset --dataset_name={params.dataset_name!r}; expected one "
+                f"of: {', '.join(GRAPH_DATASETS)}"
+            )
+        self.batching(params)  # the model name and its batching
+        if self.batching(params) == "sampled" or self.model_entry(params).graph_input == "blocks":
+            parse_fanouts(params.graph_fanouts)
+        if params.dataset_name == "planted_partition":
+            parse_planted_partition(params.graph_planted_partition)
+        keep = getattr(params, "dropout_keep_prob", None)
+        if keep is not None and not 0 < keep <= 1:
+            raise ValueError(f"--dropout_keep_prob must be in (0, 1], got {keep}")
 
     # -- the graph and the model's settings ------------------------------------------------
 

@@ -38,6 +38,10 @@ class DumpWeightsHook(tf.train.SessionRunHook):
 
 
 def main():
+    if os.environ.get("TFZOO_TEST_DUMP_AFTER"):  # a hang: print every thread's stack, exit
+        import faulthandler
+
+        faulthandler.dump_traceback_later(int(os.environ["TFZOO_TEST_DUMP_AFTER"]), exit=True)
     out_dir, argv = sys.argv[1], sys.argv[2:]
     rank = os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("HOROVOD_RANK", "0"))
     argv = [a.replace("{rank}", rank) for a in argv]
