@@ -5,5 +5,6 @@ imported. Add a family's module here: one line `import tasks.<module>  # noqa: F
 """
 
 import tasks.image_classification  # noqa: F401
+import tasks.node_classification  # noqa: F401
 import tasks.recommendation  # noqa: F401
 import tasks.translation  # noqa: F401
