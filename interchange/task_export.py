@@ -18,7 +18,7 @@ import numpy as np
 
 from interchange import export
 from slim_compat import tf
-from training import checkpoints
+from training import checkpoints, distributed
 
 FORMATS = ("saved_model",)
 
@@ -93,6 +93,13 @@ def export_task(task, params, checkpoint, output, moving_average_decay=None, bat
     graph.seed = seed
     with graph.as_default():
         signature = task.export_signature(params)
+        local = distributed.rank_local_variables()
+        if local:
+            raise ValueError(
+                f"Task {task.name!r} holds rank-local variables (a model-parallel table, e.g. "
+                f"{local[0].op.name}) that a training checkpoint does not hold; export a "
+                "model trained without model-parallel tables"
+            )
         with tf.Session(graph=graph) as session:
             session.run(tf.local_variables_initializer())
             _restore(session, checkpoint, moving_average_decay)

@@ -91,6 +91,15 @@ def build_graph(task, dist, params=None):
         params.seed,
     )
     ops = evaluation.build_eval_ops(task, inputs.dataset, params, dist, compute)
+    local = distributed.rank_local_variables()
+    if local:
+        # Rank 0's checkpoint does not hold them: evaluating would use fresh rows.
+        raise ValueError(
+            f"Task {task.name!r} holds {len(local)} rank-local variable(s) (a model-parallel "
+            f"table, e.g. {local[0].op.name}) that rank 0's checkpoint does not hold; "
+            "evaluate them during training (--eval_every_n_steps), or train without "
+            "model-parallel tables to evaluate the checkpoint here"
+        )
     if params.use_moving_average:
         # The shadows where the checkpoint has them (a --trainable_scopes run averages only
         # what it trains), the variables themselves elsewhere.

@@ -275,3 +275,30 @@ def test_get_task_lists_the_registered_names():
     # An entry point serves one family: the image task is not valid for another.
     with pytest.raises(ValueError, match=r"Unknown task 'toy_regression'; expected one of: image_"):
         task_lib.get_task("toy_regression", family="image")
+
+
+def test_eval_and_export_refuse_a_task_with_rank_local_variables(tmp_path):
+    from absl import flags as absl_flags
+
+    from interchange import task_export
+    from training import evaluator
+
+    class RankLocalEverywhere(toy_task.ToyRankLocal):
+        def build_model(self, features, params, is_training, compute_dtype):
+            self._rank = 0
+            outputs = super().build_model(features, params, True, compute_dtype)
+            return outputs
+
+    result, _, _ = run(tmp_path, stop_at_step=2)
+    absl_flags.FLAGS.unparse_flags()
+    absl_flags.FLAGS(["test", f"--checkpoint_path={tmp_path / 'run'}"])
+    try:
+        with tf.Graph().as_default():
+            with pytest.raises(ValueError, match=r"rank-local variable.*toy/item_bias"):
+                evaluator.evaluate(RankLocalEverywhere())
+    finally:
+        absl_flags.FLAGS.unparse_flags()
+    with pytest.raises(ValueError, match=r"rank-local variables.*toy/item_bias"):
+        task_export.export_task(
+            RankLocalEverywhere(), None, result["checkpoint"], str(tmp_path / "saved")
+        )

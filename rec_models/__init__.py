@@ -1,0 +1,1 @@
+"""Recommendation models (NCF, Wide&Deep, DeepFM, DCN); models_factory.py holds THE map."""

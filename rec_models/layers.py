@@ -1,0 +1,93 @@
+"""Small building blocks of the recommendation models: dense layers, MLP towers, embeddings.
+
+Weights are requested in the dtype of their input, so under the trainer's fp32-master-
+weight getter (training/precision.py) they are stored in fp32 and read in the compute
+dtype. Embedding tables are created in fp32 and read through precision.embedding_lookup,
+which casts only the gathered rows.
+
+`Embeddings` is the feature-column spec of DeepCTR's style, handed to a model rather than
+built inside it: it decides whether a table is one local variable or a model-parallel
+table sharded over the Horovod ranks (rec_models/sharded_embedding.py).
+"""
+
+from slim_compat import tf
+from training import precision
+
+#: NCF (He et al. 2017) and Hetu initialise embeddings from N(0, 0.01^2).
+EMBEDDING_STDDEV = 0.01
+
+
+def dense(x, units, name, activation=None, use_bias=True):
+    """x @ W + b (Glorot-uniform W, zero b) in x's dtype, in variable scope `name`."""
+    with tf.variable_scope(name):
+        kernel = tf.get_variable(
+            "kernel",
+            [x.shape[-1], units],
+            dtype=x.dtype,
+            initializer=tf.glorot_uniform_initializer(),
+        )
+        y = tf.matmul(x, kernel)
+        if use_bias:
+            bias = tf.get_variable(
+                "bias", [units], dtype=x.dtype, initializer=tf.zeros_initializer()
+            )
+            y = tf.nn.bias_add(y, bias)
+    return activation(y) if activation is not None else y
+
+
+def mlp(x, hidden_units, name, activation=tf.nn.relu):
+    """A tower of dense layers `name`/layer_{i}, each followed by `activation`."""
+    with tf.variable_scope(name):
+        for i, units in enumerate(hidden_units):
+            x = dense(x, units, f"layer_{i}", activation=activation)
+    return x
+
+
+class Embeddings:
+    """Creates embedding tables and looks rows up, locally or sharded over ranks.
+
+    Args:
+        model_parallel: a rec_models.sharded_embedding.ModelParallel (Horovod rank, size
+            and the alltoall) to shard every table with at least `min_sharded_rows` rows
+            by rows over the ranks; None keeps each table whole on every rank.
+        min_sharded_rows: tables smaller than this stay whole (data-parallel) even when
+            model_parallel is given (a bias table of a few rows gains nothing).
+        stddev: of the N(0, stddev^2) initialiser.
+    """
+
+    def __init__(self, model_parallel=None, min_sharded_rows=1, stddev=EMBEDDING_STDDEV):
+        self.model_parallel = model_parallel
+        self.min_sharded_rows = int(min_sharded_rows)
+        self.stddev = float(stddev)
+
+    def lookup(self, name, ids, num_rows, dim, dtype=tf.float32):
+        """Rows `ids` (int, any shape) of table `name` [num_rows, dim] -> ids.shape + [dim].
+
+        Rows come back in `dtype`; the table itself stays fp32. An id outside [0, num_rows)
+        fails the step with an error naming the table and its size (before a
+        model-parallel lookup sends it to a rank that does not hold it).
+        """
+        ids = check_ids(ids, num_rows, tf.get_variable_scope().name + "/" + name)
+        initializer = tf.random_normal_initializer(stddev=self.stddev)
+        if self.model_parallel is not None and num_rows >= self.min_sharded_rows:
+            from rec_models import sharded_embedding
+
+            table = sharded_embedding.ShardedTable(
+                name, num_rows, dim, self.model_parallel, stddev=self.stddev
+            )
+            return table.lookup(ids, dtype)
+        table = tf.get_variable(name, [num_rows, dim], dtype=tf.float32, initializer=initializer)
+        return precision.embedding_lookup(table, ids, dtype)
+
+
+def check_ids(ids, num_rows, what):
+    """`ids` after a run-time check that every id is in [0, num_rows) (error names `what`)."""
+    ids = tf.convert_to_tensor(ids)
+    message = f"ids of {what.strip('/')} must be in [0, {num_rows}) (the table's rows)"
+    with tf.name_scope("check_ids"):
+        checks = [
+            tf.debugging.assert_non_negative(ids, message=message),
+            tf.debugging.assert_less(ids, tf.cast(num_rows, ids.dtype), message=message),
+        ]
+        with tf.control_dependencies(checks):
+            return tf.identity(ids)
