@@ -27,7 +27,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments (not --flags): {' '.join(argv[1:])}")
     runtime.configure_tf_runtime()
-    evaluator.evaluate(task.get_task(FLAGS.task))
+    evaluator.evaluate(task.get_task(trainer.task_name("image_classification")))
 
 
 if __name__ == "__main__":

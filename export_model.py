@@ -80,19 +80,21 @@ def define_export_flags():
 
 
 define_export_flags()
-trainer.define_task_flag("image_classification")
+IMAGES = "image_classification"  # this script's default --task
+trainer.define_task_flag(IMAGES)
 
 
 def export_task_from_flags():
     """The SavedModel of --task (not image classification) by its own signature."""
     if FLAGS.format != "saved_model":
         raise ValueError(
-            f"--task={FLAGS.task} exports --format=saved_model only, got --format={FLAGS.format!r}"
+            f"--task={trainer.task_name(IMAGES)} exports --format=saved_model only, got "
+            f"--format={FLAGS.format!r}"
         )
     checkpoint = export.resolve_checkpoint(FLAGS.checkpoint)
     decay = FLAGS.moving_average_decay or (0.9999 if FLAGS.use_moving_average else None)
     return task_export.export_task(
-        task.get_task(FLAGS.task),
+        task.get_task(trainer.task_name(IMAGES)),
         FLAGS,
         checkpoint,
         FLAGS.output,
@@ -114,7 +116,7 @@ def export_from_flags():
         raise ValueError("--output is required (a file, or a new directory for saved_model)")
     if not FLAGS.checkpoint:
         raise ValueError("--checkpoint is required (a checkpoint prefix or a training directory)")
-    if FLAGS.task != "image_classification":
+    if trainer.task_name(IMAGES) != IMAGES:
         return export_task_from_flags()
     checkpoint = export.resolve_checkpoint(FLAGS.checkpoint)  # fails before any building
     num_classes = export.resolve_num_classes(

@@ -22,4 +22,4 @@ FAMILY = "graph"
 
 if __name__ == "__main__":
     trainer.define_task_flag("node_classification", FAMILY)
-    app.run(trainer.main_for(FAMILY))
+    app.run(trainer.main_for(FAMILY, "node_classification"))

@@ -22,4 +22,4 @@ FAMILY = "nlp"
 
 if __name__ == "__main__":
     trainer.define_task_flag("translation", FAMILY)
-    app.run(trainer.main_for(FAMILY))
+    app.run(trainer.main_for(FAMILY, "translation"))

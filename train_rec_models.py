@@ -22,4 +22,4 @@ FAMILY = "rec"
 
 if __name__ == "__main__":
     trainer.define_task_flag("ncf", FAMILY)
-    app.run(trainer.main_for(FAMILY))
+    app.run(trainer.main_for(FAMILY, "ncf"))

@@ -90,6 +90,8 @@ OPTIMIZERS = {
     "adamweightdecay": _adamw,  # FastNN's name for it
     "lamb": _lamb,
 }
+#: The optimizers of this module; tasks may register more (e.g. recommendation's wide_ftrl).
+BUILTIN_OPTIMIZERS = tuple(OPTIMIZERS)
 
 
 def register_optimizer(name, fn):

@@ -501,13 +501,22 @@ def define_task_flag(default, family=None):
         task_lib.TASKS[name].define_flags(flags)
 
 
-def main_for(family):
-    """An absl main that trains the --task, one of the tasks of `family`."""
+def task_name(default):
+    """--task when it was given, else this entry point's own default.
+
+    The flag is defined once per process, with the default of whichever entry point
+    defined it first (a test process imports several), so an entry point reads its own.
+    """
+    return FLAGS.task if FLAGS["task"].present else default
+
+
+def main_for(family, default):
+    """An absl main that trains the --task (default `default`), one of `family`'s tasks."""
 
     def main(argv):
         if len(argv) > 1:
             raise app.UsageError(f"Unexpected arguments (not --flags): {' '.join(argv[1:])}")
         runtime.configure_tf_runtime()
-        train(task_lib.get_task(FLAGS.task, family), FLAGS)
+        train(task_lib.get_task(task_name(default), family), FLAGS)
 
     return main

@@ -38,7 +38,7 @@ SLOT_NAMES = {
 
 
 def test_every_optimizer_is_listed():
-    assert set(optimizers.OPTIMIZERS) == set(LEARNING_RATES)
+    assert set(optimizers.BUILTIN_OPTIMIZERS) == set(LEARNING_RATES)
 
 
 @pytest.mark.parametrize("name", sorted(LEARNING_RATES))
