@@ -165,14 +165,9 @@ def resolve(path):
     """A checkpoint prefix from a file prefix or a directory (its latest)."""
     if not path:
         raise ValueError("--checkpoint_path is required (a checkpoint or a training directory)")
-    if os.path.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
-        if latest is None:
-            raise FileNotFoundError(f"No checkpoint in directory {path!r}")
-        return latest
-    if not tf.train.checkpoint_exists(path):
-        raise FileNotFoundError(f"No checkpoint at {path!r} (expected {path}.index)")
-    return path
+    from interchange import export
+
+    return export.resolve_checkpoint(path)
 
 
 def evaluate_once(session, ops, saver, dist, errors_named, decisions, writer):

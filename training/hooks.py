@@ -13,7 +13,7 @@ import time
 from absl import logging
 
 from slim_compat import tf
-from training import evaluation
+from training import distributed, evaluation
 
 
 class NanLossError(RuntimeError):
@@ -64,7 +64,7 @@ class StepLoggingHook(tf.train.SessionRunHook):
             self._counts = tf.cast(tf.stack([counts[u] for u in self._units]), tf.float64)
             self._count_feed = tf.placeholder(tf.float64, [len(self._units)], "counted")
             # Horovod: the counts of every rank since the last log, on the log steps only.
-            self._summed = (dist or _OneProcess()).allreduce_sum(
+            self._summed = (dist or distributed.Distributed(None)).allreduce_sum(
                 self._count_feed, name="counted_over_ranks"
             )
         self._counted = None
@@ -122,11 +122,6 @@ class StepLoggingHook(tf.train.SessionRunHook):
             parts = [f"{k}={values[k]:.4g}" for k in self._tensors if k != "step"]
             shown = "".join(f"  {rate:.1f} {unit}" for (_, unit), rate in rates.items())
             logging.info("step %d: %s%s", step, "  ".join(parts), shown)
-
-
-class _OneProcess:
-    def allreduce_sum(self, tensor, name=None):
-        return tf.identity(tensor, name=name)
 
 
 _ADVICE = "Try a lower --learning_rate, --max_gradient_norm, or --precision=fp32."
