@@ -412,13 +412,6 @@ class NodeClassificationTask(task_lib.Task):
         self.batching(params)  # the model name and its batching
         if self.batching(params) == "sampled" or self.model_entry(params).graph_input == "blocks":
             parse_fanouts(params.graph_fanouts)
-        if self.batching(params) == "sampled" and dist is not None and dist.size > 1:
-            # Known defect: the first step of sampled training hangs under mpirun -np 2
-            # (both ranks wait in their first session.run). Refuse rather than hang.
-            raise ValueError(
-                f"--graph_batching=sampled runs in one process only for now; this run has "
-                f"{dist.size} ranks: launch one process, or use --graph_batching=full"
-            )
         if params.dataset_name == "planted_partition":
             parse_planted_partition(params.graph_planted_partition)
         keep = getattr(params, "dropout_keep_prob", None)

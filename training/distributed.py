@@ -44,6 +44,22 @@ def launched_size():
     return 1
 
 
+def run_time_input(tensor):
+    """`tensor` itself, through an op that Grappler's constant folding cannot evaluate.
+
+    Horovod: its collectives are not marked stateful, so when the input of one is a
+    constant (e.g. a zero regularization loss logged with allreduce_mean), Grappler runs
+    the collective while it optimises a graph, once for every new executor (a new set of
+    fetches), not when the step runs. Rank 0 builds executors the others do not (its
+    summary steps fetch more), so it waited in Grappler for a collective no other rank
+    ran, while they waited for its gradients: sampled GraphSAGE without weight decay hung
+    in its second step under mpirun. A select on Timestamp (stateful: never folded)
+    keeps the collective in the graph that runs, on every rank at the same step.
+    """
+    tensor = tf.convert_to_tensor(tensor)
+    return tf.compat.v2.where(tf.raw_ops.Timestamp() >= 0.0, tensor, tensor)
+
+
 class Distributed:
     """Rank, size and the Horovod operations of this process.
 
@@ -154,25 +170,25 @@ class Distributed:
         """Sum of `tensor` over ranks (identity for one process)."""
         if self.hvd is None:
             return tf.identity(tensor, name=name)
-        return self.hvd.allreduce(tensor, op=self.hvd.Sum, name=name)
+        return self.hvd.allreduce(run_time_input(tensor), op=self.hvd.Sum, name=name)
 
     def allreduce_mean(self, tensor, name=None):
         """Mean of `tensor` over ranks (identity for one process)."""
         if self.hvd is None:
             return tf.identity(tensor, name=name)
-        return self.hvd.allreduce(tensor, op=self.hvd.Average, name=name)
+        return self.hvd.allreduce(run_time_input(tensor), op=self.hvd.Average, name=name)
 
     def broadcast_from_chief(self, tensor, name=None):
         """Rank 0's value of `tensor` on every rank (identity for one process)."""
         if self.hvd is None:
             return tf.identity(tensor, name=name)
-        return self.hvd.broadcast(tensor, root_rank=0, name=name)
+        return self.hvd.broadcast(run_time_input(tensor), root_rank=0, name=name)
 
     def allreduce_max(self, tensor, name=None):
         """Max of `tensor` over ranks (identity for one process)."""
         if self.hvd is None:
             return tf.identity(tensor, name=name)
-        return self.hvd.allreduce(tensor, op=self.hvd.Max, name=name)
+        return self.hvd.allreduce(run_time_input(tensor), op=self.hvd.Max, name=name)
 
 
 class BroadcastVariablesHook(tf.train.SessionRunHook):

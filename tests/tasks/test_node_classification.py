@@ -484,18 +484,3 @@ def test_bf16_under_the_master_weight_getter(model_name):
             session.run(tf.global_variables_initializer())
             a, b = session.run([low, full])
     np.testing.assert_allclose(a, b, atol=0.1 * np.abs(b).max())
-
-
-def test_sampled_training_on_several_ranks_is_refused_not_left_hanging():
-    from training import distributed
-
-    class TwoRanks(distributed.Distributed):
-        def __init__(self):
-            super().__init__(None)
-            self.size = 2
-
-    task = nc.NodeClassificationTask()
-    params = make_params(model_name="graphsage_mean")
-    task.check_params(params, distributed.Distributed(None))  # one process: fine
-    with pytest.raises(ValueError, match="sampled runs in one process only.*2 ranks"):
-        task.check_params(params, TwoRanks())
