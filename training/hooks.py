@@ -6,6 +6,7 @@ that every rank holds identically), on the same steps.
 """
 
 import contextlib
+import json
 import math
 import os
 import time
@@ -322,6 +323,7 @@ class EarlyStopping:
             raise ValueError(f"--early_stopping_patience must be >= 1, got {patience}")
         self.metric, self.patience, self.mode = metric, int(patience), mode
         self.best = None  # (step, value)
+        self.best_metrics = None  # every metric of the best evaluation
         self.bad_evaluations = 0
 
     @classmethod
@@ -331,6 +333,10 @@ class EarlyStopping:
         if not metric:
             return None
         return cls(metric, params.early_stopping_patience, params.early_stopping_mode)
+
+    def improved_at(self, step):
+        """Whether the evaluation at `step` set the best value so far."""
+        return self.best is not None and self.best[0] == step
 
     def should_stop(self, step, metrics):
         """Records one evaluation; True when training should stop."""
@@ -345,9 +351,66 @@ class EarlyStopping:
         )
         if better:
             self.best, self.bad_evaluations = (step, value), 0
+            self.best_metrics = dict(metrics)
             return False
         self.bad_evaluations += 1
         return self.bad_evaluations >= self.patience
+
+
+class BestCheckpoint:
+    """Rank 0 keeps the weights of early stopping's best evaluation in TRAIN_DIR/best.
+
+    Early stopping ends a run some evaluations after its best one, so the run's last
+    checkpoint (the resume point) is not the model whose metrics the run reports. Like
+    the GCN examples of PyG, which report the test accuracy of the epoch with the best
+    validation accuracy, tfzoo keeps that model: `TRAIN_DIR/best/model.ckpt-STEP` (one,
+    replaced on each improvement) and `best_eval.json` (step, metric, value and all the
+    eval's metrics). `eval_models.py` / `export_model.py --checkpoint_path=TRAIN_DIR/best`
+    read it like any training directory.
+    """
+
+    DIR = "best"
+    STATE = "best_eval.json"
+
+    def __init__(self, train_dir, var_list=None):
+        self.directory = os.path.join(train_dir, self.DIR)
+        self._var_list = var_list
+        self._saver = None
+        self.path = None  # the checkpoint saved last
+
+    def begin(self):
+        """Builds the saver (before the graph is finalised)."""
+        self._saver = tf.train.Saver(
+            var_list=self._var_list, max_to_keep=1, save_relative_paths=True, name="best_saver"
+        )
+
+    def save(self, session, step, early_stopping, metrics):
+        """Saves the weights evaluated at `step` (early stopping's best) with their metrics."""
+        os.makedirs(self.directory, exist_ok=True)
+        self.path = self._saver.save(
+            session, os.path.join(self.directory, "model.ckpt"), global_step=step
+        )
+        state = {
+            "step": int(step),
+            "metric": early_stopping.metric,
+            "mode": early_stopping.mode,
+            "value": float(metrics[early_stopping.metric]),
+            "checkpoint": os.path.basename(self.path),
+            "metrics": {k: float(v) for k, v in metrics.items()},
+        }
+        partial = os.path.join(self.directory, self.STATE + ".tmp")
+        with open(partial, "w") as f:
+            json.dump(state, f, indent=1, sort_keys=True)
+        os.replace(partial, os.path.join(self.directory, self.STATE))
+
+    @classmethod
+    def read_state(cls, train_dir):
+        """best_eval.json of train_dir as a dict, or None when there is none."""
+        path = os.path.join(train_dir, cls.DIR, cls.STATE)
+        if not os.path.isfile(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
 
 
 class EvaluationHook(tf.train.SessionRunHook):
@@ -357,7 +420,8 @@ class EvaluationHook(tf.train.SessionRunHook):
     writes the summaries (eval/<metric>). `errors_named` (a context-manager factory, e.g.
     dataset_factory.input_errors_named bound to the eval split) turns a read error of the
     eval pass into one naming the eval split's bad file. With `early_stopping` (an
-    EarlyStopping) the run stops once its metric stops improving.
+    EarlyStopping) the run stops once its metric stops improving, and `best_checkpoint`
+    (a BestCheckpoint) keeps the weights of its best evaluation (rank 0 saves them).
     """
 
     def __init__(
@@ -372,6 +436,7 @@ class EvaluationHook(tf.train.SessionRunHook):
         errors_named=contextlib.nullcontext,
         format_metrics=None,
         early_stopping=None,
+        best_checkpoint=None,
     ):
         self._ops = eval_ops
         self._every_n = int(every_n_steps)
@@ -383,6 +448,7 @@ class EvaluationHook(tf.train.SessionRunHook):
         self._errors_named = errors_named
         self._format = format_metrics or eval_ops.task.format_metrics
         self.early_stopping = early_stopping
+        self.best_checkpoint = best_checkpoint if early_stopping and is_chief else None
         self._writer = None
         self._last_step = None
         self._seen_step = None  # the step after the previous run
@@ -391,6 +457,8 @@ class EvaluationHook(tf.train.SessionRunHook):
     def begin(self):
         if self._summary_dir and self._is_chief:
             self._writer = tf.summary.FileWriterCache.get(self._summary_dir)
+        if self.best_checkpoint:
+            self.best_checkpoint.begin()
 
     def after_create_session(self, session, coord):
         self._seen_step = int(session.run(self._global_step))  # after the broadcast hook
@@ -403,7 +471,7 @@ class EvaluationHook(tf.train.SessionRunHook):
         # With gradient accumulation the step holds for several runs: evaluate once.
         if step != self._seen_step and step % self._every_n == 0:
             metrics = self._evaluate(run_context.session, step)
-            if self.early_stopping and self.early_stopping.should_stop(step, metrics):
+            if self._track(run_context.session, step, metrics):
                 if self._is_chief:
                     best_step, best = self.early_stopping.best
                     logging.info(
@@ -421,7 +489,32 @@ class EvaluationHook(tf.train.SessionRunHook):
     def end(self, session):
         step = int(session.run(self._global_step))
         if step != self._last_step and step % self._every_n != 0:
-            self._evaluate(session, step)  # the final weights, unless just evaluated
+            # The final weights, unless just evaluated; they may be the best.
+            self._track(session, step, self._evaluate(session, step))
+        if self.early_stopping and self.early_stopping.best and self._is_chief:
+            best_step, best = self.early_stopping.best
+            logging.info(
+                "Best eval: %s = %.4f at step %d%s",
+                self.early_stopping.metric,
+                best,
+                best_step,
+                f", weights in {self.best_checkpoint.path}" if self.best_checkpoint else "",
+            )
+
+    def best_eval(self):
+        """(step, metrics) of early stopping's best evaluation (a resumed run's too), or None."""
+        if not (self.early_stopping and self.early_stopping.best):
+            return None
+        return self.early_stopping.best[0], self.early_stopping.best_metrics
+
+    def _track(self, session, step, metrics):
+        """Early stopping's bookkeeping of one eval (the best weights saved); True: stop."""
+        if not self.early_stopping:
+            return False
+        stop = self.early_stopping.should_stop(step, metrics)
+        if self.best_checkpoint and self.early_stopping.improved_at(step):
+            self.best_checkpoint.save(session, step, self.early_stopping, metrics)
+        return stop
 
     def _evaluate(self, session, step):
         with self._errors_named():

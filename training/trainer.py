@@ -193,7 +193,8 @@ def train(task, params=None, extra_hooks=()):
 
     Returns:
         {"checkpoint": the last checkpoint (rank 0; None elsewhere), "log": [(step, values)]
-        of the step log, "eval": [(step, metrics)] of evaluation during training, "rank",
+        of the step log, "eval": [(step, metrics)] of evaluation during training,
+        "best_eval": (step, metrics) of early stopping's best eval (None without), "rank",
         "size"}.
     """
     params = params if params is not None else FLAGS
@@ -347,7 +348,9 @@ def train(task, params=None, extra_hooks=()):
     run_hooks.append(weights_check)
     eval_hook = None
     if params.eval_every_n_steps:
-        eval_hook = make_eval_hook(task, params, compute, dist, step_after, global_step)
+        eval_hook = make_eval_hook(
+            task, params, compute, dist, step_after, global_step, saved, resume.checkpoint
+        )
         run_hooks.append(eval_hook)
     logger = None
     if "LoggingTensorHook" in run_hooks_named:
@@ -422,6 +425,8 @@ def train(task, params=None, extra_hooks=()):
         "checkpoint": latest,
         "log": logger.history if logger else [],
         "eval": eval_hook.results if eval_hook else [],
+        # Early stopping: (step, metrics) of the best eval; its weights in TRAIN_DIR/best.
+        "best_eval": eval_hook.best_eval() if eval_hook else None,
         "rank": dist.rank,
         "size": dist.size,
     }
@@ -453,8 +458,14 @@ def _finetune_init_fn(task, params, resume):
     )
 
 
-def make_eval_hook(task, params, compute, dist, step_after, global_step):
-    """Evaluation during training: the eval split through an is_training=False tower."""
+def make_eval_hook(
+    task, params, compute, dist, step_after, global_step, var_list=None, resumed=False
+):
+    """Evaluation during training: the eval split through an is_training=False tower.
+
+    With --early_stopping_metric rank 0 keeps the best eval's weights in TRAIN_DIR/best
+    (hooks.BestCheckpoint); a resumed run starts from the best value recorded there.
+    """
     inputs = task.build_inputs(
         params,
         params.eval_split_name,  # None: the task's held-out split
@@ -465,6 +476,17 @@ def make_eval_hook(task, params, compute, dist, step_after, global_step):
         params.seed,
     )
     ops = evaluation.build_eval_ops(task, inputs.dataset, params, dist, compute, reuse=True)
+    early_stopping = hooks.EarlyStopping.from_params(params)
+    if early_stopping and resumed:
+        # Horovod: rank 0 reads the best eval of the run so far; every rank stops alike.
+        state = hooks.BestCheckpoint.read_state(params.train_dir) if dist.is_chief else None
+        state = dist.broadcast_object(state, "best_eval")
+        if state and (state["metric"], state["mode"]) == (
+            early_stopping.metric,
+            early_stopping.mode,
+        ):
+            early_stopping.best = (state["step"], state["value"])
+            early_stopping.best_metrics = state["metrics"]
     return hooks.EvaluationHook(
         ops,
         params.eval_every_n_steps,
@@ -475,7 +497,8 @@ def make_eval_hook(task, params, compute, dist, step_after, global_step):
         split_name=params.eval_split_name or "the held-out split",
         errors_named=inputs.errors_named or contextlib.nullcontext,
         format_metrics=task.format_metrics,
-        early_stopping=hooks.EarlyStopping.from_params(params),
+        early_stopping=early_stopping,
+        best_checkpoint=hooks.BestCheckpoint(params.train_dir, var_list),
     )
 
 

@@ -129,6 +129,38 @@ def test_early_stopping_stops_when_the_metric_stops_improving(tmp_path):
     assert os.path.basename(result["checkpoint"]) == "model.ckpt-3"
 
 
+def test_early_stopping_keeps_the_best_evals_weights_also_across_a_resume(tmp_path):
+    # The mse falls every step; scored as if higher were better, the best eval is the
+    # first: its weights, not the last, are kept in TRAIN_DIR/best with its metrics.
+    stopping = dict(
+        eval_every_n_steps=1,
+        eval_batch_size=8,
+        early_stopping_metric="mse",
+        early_stopping_mode="max",
+        early_stopping_patience=2,
+    )
+    result, last, _ = run(tmp_path, stop_at_step=20, **stopping)
+    assert [s for s, _ in result["eval"]] == [1, 2, 3]
+    best_dir = tmp_path / "run" / "best"
+    best_path = tf.train.latest_checkpoint(str(best_dir))
+    assert os.path.basename(best_path) == "model.ckpt-1"
+    best = weights_of(best_path)
+    step, metrics = result["best_eval"]
+    assert step == 1 and metrics == result["eval"][0][1]
+    assert eval_mse(best) == pytest.approx(metrics["mse"], rel=1e-5)
+    assert eval_mse(last) < eval_mse(best)  # the last weights are another model
+    with open(best_dir / "best_eval.json") as f:
+        state = json.load(f)
+    assert (state["step"], state["metric"], state["checkpoint"]) == (1, "mse", "model.ckpt-1")
+    assert state["value"] == pytest.approx(metrics["mse"])
+    # A resumed run starts from the recorded best: its evals (steps 4, 5) do not beat it.
+    resumed, _, _ = run(tmp_path, stop_at_step=20, **stopping)
+    assert [s for s, _ in resumed["eval"]] == [4, 5]
+    assert resumed["best_eval"][0] == 1
+    assert resumed["best_eval"][1]["mse"] == pytest.approx(metrics["mse"])
+    assert os.path.basename(tf.train.latest_checkpoint(str(best_dir))) == "model.ckpt-1"
+
+
 def test_early_stopping_on_an_unknown_metric_names_the_valid_ones(tmp_path):
     with pytest.raises(ValueError, match=r"early_stopping_metric='bleu'.*expected one of: mse"):
         run(tmp_path, stop_at_step=2, eval_every_n_steps=1, early_stopping_metric="bleu")
