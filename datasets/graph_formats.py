@@ -2,11 +2,24 @@
 
 A generic graph is up to four files, CSV or npz (each chosen by its extension):
 
-    edges      CSV rows `src,dst` (an optional header line), or npz key `edges` [E, 2]
-    features   CSV rows of F numbers (an optional header line), or npz key `features`
-    labels     CSV, one class id per row (-1 unknown; an optional header), or npz `labels`
+    edges      CSV rows `src,dst` (further columns, e.g. weights, are ignored), or npz key
+               `edges` [E, 2]
+    features   CSV rows of F numbers, or npz key `features`
+    labels     CSV, one class per row: an id (-1 unknown) or a class name (sorted names
+               become ids 0..C-1, an empty cell is unknown), or npz `labels`
     masks      CSV with a header naming columns train_mask, val_mask, test_mask (0/1;
                any subset), or npz keys of those names
+
+CSV files as real exports come: a header line is optional (a first row that is not all
+numbers; mask files need one), lines starting with # or % are comments, and cells are
+separated by commas, tabs or spaces (what the first line uses). Nodes are the rows of the
+features file (else of the labels file), 0-based: edge ids must lie in 0..N-1, and ids
+running 1..N are refused as 1-based. Files whose nodes have names instead (string ids,
+1-based numbers, any order) give the features / labels / masks file a first column named
+id, node or node_id: the features file's ids (else the labels file's) define the nodes
+in their row order, edges name nodes by those ids, and labels and masks rows are matched
+by id (nodes they do not list: unknown / False); `graph.stats["node_ids"]` keeps the
+names.
 
 An npz may hold several of them: `load_graph("g.npz")` reads features, labels and masks
 from the edges file when it has them (`save_graph_npz` writes such a file).
@@ -55,27 +68,66 @@ def _read_npz_key(path, key):
         raise ValueError(f"graph file {path} is not a readable npz: {error}") from error
 
 
-def _read_csv_rows(path):
-    """The rows of a CSV of numbers, the first skipped if it is a header."""
+NODE_ID_COLUMNS = ("id", "node", "node_id")
+COMMENT_PREFIXES = ("#", "%")
+
+
+def _is_number(cell):
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_table(path):
+    """(header or None, [(line number, cells)]) of a CSV / TSV / whitespace-separated file.
+
+    Blank lines and comments (#, %) are skipped; the delimiter is the first line's (comma,
+    else tab, else runs of spaces); a first row that is not all numbers is the header.
+    """
     with open(path, newline="") as f:
-        rows = [row for row in csv.reader(f) if row and any(cell.strip() for cell in row)]
+        lines = [
+            (number, line)
+            for number, line in enumerate(f, start=1)
+            if line.strip() and not line.lstrip().startswith(COMMENT_PREFIXES)
+        ]
+    if not lines:
+        return None, []
+    first = lines[0][1]
+    if "," in first or "\t" in first:
+        reader = csv.reader([line for _, line in lines], delimiter="," if "," in first else "\t")
+        cells = list(reader)
+    else:
+        cells = [line.split() for _, line in lines]
+    rows = [(number, [c.strip() for c in row]) for (number, _), row in zip(lines, cells)]
     header = None
-    if rows:
-        try:
-            [float(cell) for cell in rows[0]]
-        except ValueError:
-            header, rows = [cell.strip() for cell in rows[0]], rows[1:]
-    values = []
-    for line, row in enumerate(rows, start=2 if header else 1):
-        try:
-            values.append([float(cell) for cell in row])
-        except ValueError as error:
-            raise ValueError(f"graph file {path}, data row {line}: {error}") from error
-    widths = {len(row) for row in values}
+    if not all(_is_number(c) for c in rows[0][1]):
+        header, rows = rows[0][1], rows[1:]
+    return header, rows
+
+
+def _numbers(rows, path, width=None):
+    """[len(rows), width] float64 of table rows (an error names the file and line)."""
+    widths = {len(cells) for _, cells in rows}
     if len(widths) > 1:
         raise ValueError(f"graph file {path}: rows have different numbers of columns {widths}")
-    width = widths.pop() if widths else (len(header) if header else 0)
-    return header, np.asarray(values, dtype=np.float64).reshape(len(values), width)
+    width = widths.pop() if widths else (width or 0)
+    values = []
+    for number, cells in rows:
+        try:
+            values.append([float(c) for c in cells])
+        except ValueError as error:
+            raise ValueError(f"graph file {path}, line {number}: {error}") from error
+    return np.asarray(values, dtype=np.float64).reshape(len(values), width)
+
+
+def _split_id_column(header, rows):
+    """(ids or None, header without it, rows without it): a first column named id/node."""
+    if header and header[0].strip().lower() in NODE_ID_COLUMNS:
+        ids = [cells[0] if cells else "" for _, cells in rows]
+        return ids, header[1:], [(n, cells[1:]) for n, cells in rows]
+    return None, header, rows
 
 
 def _integers(values, path, what):
@@ -84,12 +136,47 @@ def _integers(values, path, what):
     return values.astype(np.int64)
 
 
-def read_edges(path):
-    """[E, 2] int64 edge rows from a CSV (`src,dst`) or an npz (`edges`)."""
+def _id_key(cell):
+    """A node id as text; integer-valued numbers written as '7' or '7.0' are one id."""
+    cell = cell.strip()
+    try:
+        number = float(cell)
+    except ValueError:
+        return cell
+    return str(int(number)) if number.is_integer() else cell
+
+
+def read_edges(path, node_index=None):
+    """[E, 2] int64 edge rows from a CSV (`src,dst`, more columns ignored) or an npz (`edges`).
+
+    node_index: {node id text: row} when the nodes are named by an id column; edge cells
+    are then looked up in it (and an unknown id is an error), else they must be integers.
+    """
     if _extension(path) == ".npz":
         edges = _read_npz_key(path, "edges")
+    elif node_index is not None:
+        header, rows = _read_table(path)
+        if header is not None and all(_id_key(c) in node_index for c in header[:2]):
+            rows = [(0, header)] + rows  # named nodes: the first row was data, not a header
+        pairs = []
+        for number, cells in rows:
+            if len(cells) < 2:
+                raise ValueError(f"graph file {path}, line {number}: expected src,dst")
+            pair = []
+            for cell in cells[:2]:
+                if _id_key(cell) not in node_index:
+                    raise ValueError(
+                        f"graph file {path}, line {number}: node {cell!r} is not in the id "
+                        "column of the features / labels file"
+                    )
+                pair.append(node_index[_id_key(cell)])
+            pairs.append(pair)
+        return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     else:
-        _, edges = _read_csv_rows(path)
+        header, rows = _read_table(path)
+        edges = _numbers(rows, path, len(header) if header else 2)
+        if edges.ndim == 2 and edges.shape[1] > 2:
+            edges = edges[:, :2]  # weights, timestamps: not used by these models
     edges = np.asarray(edges)
     if edges.size == 0:
         return np.zeros((0, 2), dtype=np.int64)
@@ -98,12 +185,18 @@ def read_edges(path):
     return _integers(edges, path, "edge node ids")
 
 
+def _feature_table(path):
+    """(node ids or None, [N, F] float32) of a features file."""
+    if _extension(path) == ".npz":
+        return None, _features_from_npz(path)
+    header, rows = _read_table(path)
+    ids, header, rows = _split_id_column(header, rows)
+    return ids, _numbers(rows, path, len(header) if header else 0).astype(np.float32)
+
+
 def read_features(path):
     """[N, F] float32 node features from CSV rows or an npz (`features`)."""
-    if _extension(path) == ".npz":
-        return _features_from_npz(path)
-    _, values = _read_csv_rows(path)
-    return values.astype(np.float32)
+    return _feature_table(path)[1]
 
 
 def _features_from_npz(path):
@@ -117,31 +210,44 @@ def _features_from_npz(path):
     return np.asarray(_read_npz_key(path, "features"), dtype=np.float32)
 
 
-def read_labels(path):
-    """[N] int64 class ids (-1 unknown) from a one-column CSV or an npz (`labels`)."""
+def _label_table(path):
+    """(node ids or None, [N] int64 class ids with -1 unknown, class names or ())."""
     if _extension(path) == ".npz":
         labels = np.asarray(_read_npz_key(path, "labels"))
-    else:
-        _, values = _read_csv_rows(path)
-        if values.shape[1] != 1:
-            raise ValueError(f"graph file {path}: expected one label per row")
-        labels = values[:, 0]
-    return _integers(labels.ravel(), path, "labels")
+        return None, _integers(labels.ravel(), path, "labels"), ()
+    header, rows = _read_table(path)
+    ids, header, rows = _split_id_column(header, rows)
+    if any(len(cells) != 1 for _, cells in rows):
+        raise ValueError(f"graph file {path}: expected one label per row")
+    cells = [cells[0] for _, cells in rows]
+    if all(_is_number(c) for c in cells):
+        return ids, _integers(np.asarray(cells, dtype=np.float64), path, "labels"), ()
+    # Class names (e.g. Cora's 'Neural_Networks'); an empty cell is an unknown label.
+    names = tuple(sorted({c for c in cells if c}))
+    class_id = {name: i for i, name in enumerate(names)}
+    return ids, np.asarray([class_id.get(c, -1) for c in cells], dtype=np.int64), names
 
 
-def read_masks(path):
-    """{mask name: [N] bool} from a CSV with a header or an npz, for any of MASK_NAMES."""
-    masks = {}
+def read_labels(path):
+    """[N] int64 class ids (-1 unknown) from a one-column CSV or an npz (`labels`)."""
+    return _label_table(path)[1]
+
+
+def _mask_table(path):
+    """(node ids or None, {mask name: [N] bool}) for any of MASK_NAMES."""
+    masks, ids = {}, None
     if _extension(path) == ".npz":
         with np.load(path, allow_pickle=False) as data:
             masks = {k: data[k] for k in graphs.MASK_NAMES if k in data.files}
     else:
-        header, values = _read_csv_rows(path)
+        header, rows = _read_table(path)
         if header is None:
             raise ValueError(
                 f"graph file {path}: a mask CSV needs a header naming its columns "
                 f"(any of {graphs.MASK_NAMES})"
             )
+        ids, header, rows = _split_id_column(header, rows)
+        values = _numbers(rows, path, len(header))
         for column, name in enumerate(header):
             if name not in graphs.MASK_NAMES:
                 raise ValueError(
@@ -155,7 +261,25 @@ def read_masks(path):
         if not np.isin(mask, (0, 1)).all():
             raise ValueError(f"graph file {path}: {name} must be 0/1")
         masks[name] = np.asarray(mask).astype(bool)
-    return masks
+    return ids, masks
+
+
+def read_masks(path):
+    """{mask name: [N] bool} from a CSV with a header or an npz, for any of MASK_NAMES."""
+    return _mask_table(path)[1]
+
+
+def _by_node(ids, values, node_index, fill, path):
+    """values of rows named by ids, placed at their nodes' rows (others: fill)."""
+    out = np.full(len(node_index), fill, dtype=values.dtype)
+    for row, node in enumerate(ids):
+        if _id_key(node) not in node_index:
+            raise ValueError(
+                f"graph file {path}: node {node!r} is not in the id column of the features "
+                "/ labels file"
+            )
+        out[node_index[_id_key(node)]] = values[row]
+    return out
 
 
 def _npz_has(path, key):
@@ -180,7 +304,7 @@ def load_graph(
         name: the graph's name; default the edge file's base name.
 
     Returns:
-        graphs.Graph.
+        graphs.Graph (with stats["node_ids"] when the files name their nodes).
 
     Raises:
         FileNotFoundError / ValueError naming the missing or malformed file.
@@ -189,33 +313,60 @@ def load_graph(
         None if p is None else os.fspath(p) for p in (edges, features, labels, masks)
     )
     name = name or os.path.splitext(os.path.basename(edges))[0]
-    edge_rows = read_edges(edges)
-    if edges.lower().endswith(".npz"):
+    if edges.lower().endswith(".npz") and os.path.isfile(edges):
         features = features or (edges if _npz_has(edges, "features") else None)
         labels = labels or (edges if _npz_has(edges, "labels") else None)
         if masks is None and any(_npz_has(edges, k) for k in graphs.MASK_NAMES):
             masks = edges
-    feature_rows = read_features(features) if features else None
-    label_ids = read_labels(labels) if labels else None
-    split = read_masks(masks) if masks else {}
+    feature_ids, feature_rows = _feature_table(features) if features else (None, None)
+    label_ids, label_ids_of_rows, class_names = _label_table(labels) if labels else (None, None, ())
+    mask_ids, split = _mask_table(masks) if masks else (None, {})
+    # Named nodes: the features file's ids, else the labels file's, in their row order.
+    node_ids = feature_ids if feature_ids is not None else label_ids
+    node_index = None
+    if node_ids is not None:
+        node_index = {}
+        source = features if feature_ids is not None else labels
+        for row, node in enumerate(node_ids):
+            if _id_key(node) in node_index:
+                raise ValueError(f"graph file {source}: node id {node!r} is listed twice")
+            node_index[_id_key(node)] = row
+        if label_ids is not None and feature_ids is not None:
+            label_ids_of_rows = _by_node(label_ids, label_ids_of_rows, node_index, -1, labels)
+        if mask_ids is not None:
+            split = {k: _by_node(mask_ids, m, node_index, False, masks) for k, m in split.items()}
+    edge_rows = read_edges(edges, node_index)
     if num_nodes is None:
-        if feature_rows is not None:
+        if node_index is not None:
+            num_nodes = len(node_index)
+        elif feature_rows is not None:
             num_nodes = feature_rows.shape[0]
-        elif label_ids is not None:
-            num_nodes = label_ids.shape[0]
+        elif label_ids_of_rows is not None:
+            num_nodes = label_ids_of_rows.shape[0]
         elif edge_rows.size:
             num_nodes = int(edge_rows.max()) + 1
         else:
             raise ValueError(f"graph file {edges} has no edges; give num_nodes or features")
-    return graphs.Graph.from_edges(
+    if node_index is None and edge_rows.size and edge_rows.min() >= 1:
+        if edge_rows.max() == num_nodes:
+            raise ValueError(
+                f"graph file {edges}: node ids run 1..{num_nodes}, 1-based; ids must be "
+                f"0..{num_nodes - 1} (row i of the features / labels file is node i), or give "
+                f"the features / labels file a first column 'id' naming each row's node"
+            )
+    graph = graphs.Graph.from_edges(
         edge_rows,
         num_nodes=num_nodes,
         features=feature_rows,
-        labels=label_ids,
+        labels=label_ids_of_rows,
         directed=directed,
         name=name,
+        class_names=class_names,
         **split,
     )
+    if node_ids is not None:
+        graph.stats["node_ids"] = list(node_ids)
+    return graph
 
 
 def save_graph_npz(graph, path):

@@ -10,7 +10,10 @@ per dataset in one directory, nothing is downloaded:
     ind.<name>.graph           dict {node: [neighbour, ...]}
     ind.<name>.test.index      one test node id per line
 
-The pickles were written by Python 2 (read with encoding='latin1').
+The pickles were written by Python 2 with the numpy and scipy of 2016: their globals name
+modules that later versions moved (`scipy.sparse.csr`, `numpy.core.multiarray`) and their
+byte strings are Python 2 `str` (read with encoding='latin1'). A restricted unpickler maps
+those names to today's classes and refuses any other global, so a file cannot run code.
 
 Node i < len(allx) has the row i of allx / ally, and test node test.index[k] has the row k
 of tx / ty. The standard split (Kipf & Welling): train = range(len(y)) (20 per class),
@@ -21,6 +24,10 @@ but here label -1 (unknown) rather than a zero one-hot row, and they are in no s
     graph = planetoid.load_planetoid("data/planetoid", "cora")
 """
 
+import builtins
+import codecs
+import collections
+import copyreg
 import os
 import pickle
 
@@ -42,12 +49,47 @@ def planetoid_path(data_dir, name, part):
     return os.path.join(data_dir, f"ind.{name}.{part}")
 
 
+def _allowed_globals():
+    """(module, name) -> object for every global a Planetoid pickle may name, old or new."""
+    reconstruct = np.zeros(1).__reduce__()[0]  # numpy's ndarray rebuilder, wherever it lives
+    scalar = np.float64(0).__reduce__()[0]
+    allowed = {}
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed[module, "_reconstruct"] = reconstruct
+        allowed[module, "scalar"] = scalar
+    allowed["numpy", "ndarray"] = np.ndarray
+    allowed["numpy", "dtype"] = np.dtype
+    for kind in ("csr", "csc", "coo", "lil"):
+        for module in (f"scipy.sparse.{kind}", f"scipy.sparse._{kind}", "scipy.sparse"):
+            allowed[module, f"{kind}_matrix"] = getattr(sp, f"{kind}_matrix")
+    allowed["collections", "defaultdict"] = collections.defaultdict
+    for module in ("__builtin__", "builtins"):
+        for name in ("list", "dict", "set", "tuple", "int", "float", "object"):
+            allowed[module, name] = getattr(builtins, name)
+    for module in ("copy_reg", "copyreg"):
+        allowed[module, "_reconstructor"] = copyreg._reconstructor
+    allowed["_codecs", "encode"] = codecs.encode  # bytes in a Python 3 protocol-2 pickle
+    return allowed
+
+
+class _PlanetoidUnpickler(pickle.Unpickler):
+    ALLOWED = _allowed_globals()
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(
+                f"refusing the global {module}.{name} (a Planetoid file holds numpy arrays, "
+                "scipy.sparse matrices and a dict of lists)"
+            )
+        return self.ALLOWED[module, name]
+
+
 def _read_pickle(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Planetoid file {path} is missing")
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="latin1")  # Python 2 pickles
+            return _PlanetoidUnpickler(f, encoding="latin1").load()  # Python 2 pickles
     except Exception as error:  # pickle raises many types on corrupt input
         raise ValueError(f"Planetoid file {path} is not a readable pickle: {error}") from error
 

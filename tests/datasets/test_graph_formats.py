@@ -186,3 +186,48 @@ def test_planted_partition_bad_arguments():
         graph_formats.planted_partition(10, 1, 0.1, 0.1, 1.0, seed=0)
     with pytest.raises(ValueError, match="probabilities, got 1.5"):
         graph_formats.planted_partition(10, 2, 1.5, 0.1, 1.0, seed=0)
+
+
+def test_real_world_csv_messiness(tmp_path):
+    """Comments, tabs / spaces, a weight column, string node ids in any order, class names."""
+    (tmp_path / "cites.tsv.csv").write_text(
+        "% KONECT-style comment\n# source\ttarget\tweight\n"
+        "p3\tp1\t1.0\np1\tp2\t0.5\np2\tp3\t2\np4\tp5\t1\n"
+    )
+    (tmp_path / "content.csv").write_text("id,w1,w2\np5,0,1\np1,1,0\np2,1,1\np3,0,0\np4,1,1\n")
+    (tmp_path / "labels.csv").write_text(
+        "node,label\np2,Theory\np1,Neural_Networks\np4,\np5,Theory\np3,Neural_Networks\n"
+    )
+    (tmp_path / "split.csv").write_text("node_id train_mask test_mask\np1 1 0\np5 0 1\n")
+    g = graph_formats.load_graph(
+        str(tmp_path / "cites.tsv.csv"),
+        features=str(tmp_path / "content.csv"),
+        labels=str(tmp_path / "labels.csv"),
+        masks=str(tmp_path / "split.csv"),
+    )
+    # Nodes are the features file's rows: p5 p1 p2 p3 p4 -> 0..4.
+    assert g.stats["node_ids"] == ["p5", "p1", "p2", "p3", "p4"]
+    np.testing.assert_array_equal(g.features[:, 0], [0, 1, 1, 0, 1])
+    assert g.class_names == ("Neural_Networks", "Theory")
+    np.testing.assert_array_equal(g.labels, [1, 0, 1, 0, -1])
+    np.testing.assert_array_equal(np.flatnonzero(g.train_mask), [1])
+    np.testing.assert_array_equal(np.flatnonzero(g.test_mask), [0])
+    assert {(3, 1), (1, 2), (2, 3), (4, 0)} <= {tuple(e) for e in g.edges}
+    assert g.num_edges == 4
+
+
+def test_numeric_ids_in_an_id_column_and_a_1_based_file(tmp_path):
+    # Integer ids 1..3 named by an id column are names, not rows.
+    (tmp_path / "e.csv").write_text("1 2\n2 3\n")
+    (tmp_path / "x.csv").write_text("id,f\n3,0.5\n1,1.5\n2,2.5\n")
+    g = graph_formats.load_graph(str(tmp_path / "e.csv"), features=str(tmp_path / "x.csv"))
+    assert g.stats["node_ids"] == ["3", "1", "2"]
+    assert {(1, 2), (2, 0)} <= {tuple(e) for e in g.edges}
+    # Without an id column, ids running 1..N are refused as 1-based, with the fix.
+    (tmp_path / "plain.csv").write_text("f\n0.5\n1.5\n2.5\n")
+    with pytest.raises(ValueError, match=r"e\.csv: node ids run 1\.\.3, 1-based.*column 'id'"):
+        graph_formats.load_graph(str(tmp_path / "e.csv"), features=str(tmp_path / "plain.csv"))
+    # An edge naming a node the id column lacks is named with its line.
+    (tmp_path / "e.csv").write_text("1,2\n2,7\n")
+    with pytest.raises(ValueError, match=r"e\.csv, line 2: node '7' is not in the id column"):
+        graph_formats.load_graph(str(tmp_path / "e.csv"), features=str(tmp_path / "x.csv"))

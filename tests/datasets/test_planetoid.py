@@ -1,4 +1,5 @@
-"""datasets/planetoid.py on tiny files written in the real ind.<name>.* pickle layout."""
+"""datasets/planetoid.py on tiny files written in the real ind.<name>.* pickle layout
+(Python 2 pickles naming the 2016 numpy / scipy modules: tests/datasets/planetoid_files.py)."""
 
 import collections
 import os
@@ -9,6 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from datasets import planetoid
+from tests.datasets import planetoid_files
 
 NUM_CLASSES, NUM_FEATURES = 3, 5
 NUM_ALLX, NUM_TRAIN, NUM_VAL = 10, 3, 4
@@ -28,7 +30,7 @@ def one_hot(ids):
 def write_planetoid(tmp_path):
     """Writes ind.tiny.* and returns (data_dir, the written objects)."""
 
-    def write(name="tiny", skip=None):
+    def write(name="tiny", skip=None, python2=True):
         rng = np.random.default_rng(0)
         allx = sp.csr_matrix(rng.integers(0, 2, (NUM_ALLX, NUM_FEATURES)).astype(np.float32))
         ally_ids = rng.integers(0, NUM_CLASSES, NUM_ALLX)
@@ -51,7 +53,10 @@ def write_planetoid(tmp_path):
             "ally": ally,
             "graph": graph,
         }
-        for part, value in objects.items():
+        if python2:
+            planetoid_files.write_planetoid(str(tmp_path), name, objects, TEST_INDEX, skip)
+            return str(tmp_path), objects
+        for part, value in objects.items():  # as a user re-saving them with Python 3 would
             if part != skip:
                 with open(tmp_path / f"ind.{name}.{part}", "wb") as f:
                     pickle.dump(value, f, protocol=2)
@@ -77,8 +82,17 @@ def kipf_reference(objects):
     return features.toarray(), labels
 
 
-def test_reader_matches_kipf_and_fills_the_citeseer_gap(write_planetoid):
-    data_dir, objects = write_planetoid()
+def test_the_files_are_python2_pickles_of_the_2016_modules(write_planetoid):
+    data_dir, _ = write_planetoid()
+    with open(os.path.join(data_dir, "ind.tiny.allx"), "rb") as f:
+        raw = f.read()
+    assert b"cscipy.sparse.csr\ncsr_matrix\n" in raw and b"numpy.core.multiarray" in raw
+    assert b"_codecs" not in raw and b"X\x06\x00\x00\x00_shape" not in raw  # no py3 str
+
+
+@pytest.mark.parametrize("python2", [True, False])
+def test_reader_matches_kipf_and_fills_the_citeseer_gap(write_planetoid, python2):
+    data_dir, objects = write_planetoid(python2=python2)
     graph = planetoid.load_planetoid(data_dir, "tiny", num_val=NUM_VAL)
     features, one_hot_labels = kipf_reference(objects)
     assert graph.num_nodes == NUM_NODES
@@ -140,4 +154,17 @@ def test_graph_referring_to_an_unknown_node_is_an_error(write_planetoid):
     with open(os.path.join(data_dir, "ind.tiny.graph"), "wb") as f:
         pickle.dump(objects["graph"], f, protocol=2)
     with pytest.raises(ValueError, match=r"\(0, 40\).*num_nodes=16"):
+        planetoid.load_planetoid(data_dir, "tiny", num_val=NUM_VAL)
+
+
+def test_a_pickle_naming_any_other_global_is_refused(write_planetoid):
+    data_dir, _ = write_planetoid()
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    with open(os.path.join(data_dir, "ind.tiny.ally"), "wb") as f:
+        pickle.dump(Exploit(), f, protocol=2)
+    with pytest.raises(ValueError, match=r"ind\.tiny\.ally is not a readable pickle.*refusing"):
         planetoid.load_planetoid(data_dir, "tiny", num_val=NUM_VAL)
