@@ -178,6 +178,7 @@ def _nothing_to_train(dist, resume, last_step):
         "checkpoint": resume.checkpoint if dist.is_chief else None,
         "log": [],
         "eval": [],
+        "best_eval": None,
         "rank": dist.rank,
         "size": dist.size,
     }
