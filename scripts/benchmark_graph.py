@@ -9,7 +9,8 @@ partition, datasets/graph_formats.py, the same seed everywhere) and the same mal
   graph-mode session, as the trainer runs it;
 * tfzoo graphsage_mean, sampled: one epoch = every training target once, in mini-batches
   of --sage_batch_size with --fanouts neighbours sampled on the host (the task's
-  generator, prefetched);
+  generator, prefetched); and the same under `mpirun -np 2`, each rank taking half of
+  each batch, the gradients averaged by Horovod;
 * Keras 3 gcn: the same GCN (dropout 0.5 on both layers' inputs, 16 hidden, Glorot, no
   bias, L2 5e-4 / 2 on the first kernel, the same sparse A_hat as a tf.SparseTensor and
   tf.sparse.sparse_dense_matmul, Adam 0.01, the train mask as sample weights scaled to a
@@ -84,26 +85,36 @@ def _blocks(run_epoch, cfg):
 
 
 def run_tfzoo_worker(cfg, model_name):
+    """One process, or one rank of an mpirun (its gradients averaged by Horovod)."""
     from slim_compat import tf
     from tasks import node_classification
-    from training import runtime
+    from training import distributed, runtime
 
     runtime.configure_tf_runtime()
+    dist = distributed.init()  # Horovod only under a launcher
     params = task_params(cfg, model_name)
     task = node_classification.NodeClassificationTask()
     build_start = time.perf_counter()
     graph = task.graph(params)
-    batch_size = cfg["sage_batch_size"]
+    # Horovod: the global batch of one process, split over the ranks.
+    batch_size = cfg["sage_batch_size"] // dist.size
     with tf.Graph().as_default():
         tf.set_random_seed(0)
-        data = task.build_inputs(params, "train", True, 0, 1, batch_size, seed=0)
+        data = task.build_inputs(params, "train", True, dist.rank, dist.size, batch_size, seed=0)
         features = tf.data.make_one_shot_iterator(data.dataset).get_next()
         outputs = task.build_model(features, params, True, tf.float32)
         losses = task.build_losses(features, outputs, params)
-        train_op = tf.train.AdamOptimizer(0.01).minimize(losses.total)
+        optimizer = tf.train.AdamOptimizer(0.01)
+        variables = tf.trainable_variables()
+        grads = tf.gradients(losses.total, variables)
+        # Horovod: the gradients averaged over ranks (the identity in one process).
+        grads = dist.reduce_gradients(grads)
+        train_op = optimizer.apply_gradients(zip(grads, variables))
         steps = data.batches_per_epoch
-        with tf.Session() as session:
+        with tf.Session(config=distributed.session_config(dist)) as session:
             session.run(tf.global_variables_initializer())
+            if dist.hvd:  # Horovod: every rank starts from rank 0's weights
+                session.run(dist.hvd.broadcast_global_variables(0))
             build_seconds = time.perf_counter() - build_start
 
             def run_epoch():
@@ -114,6 +125,7 @@ def run_tfzoo_worker(cfg, model_name):
     return {
         "seconds_per_epoch": times,
         "steps_per_epoch": steps,
+        "ranks": dist.size,
         "nodes": graph.num_nodes,
         "edges": graph.num_edges,
         "train_nodes": int(graph.train_mask.sum()),
@@ -209,13 +221,19 @@ def run_keras_worker(cfg):
 WORKERS = {
     "tfzoo_gcn": lambda cfg: run_tfzoo_worker(cfg, "gcn"),
     "tfzoo_graphsage_mean": lambda cfg: run_tfzoo_worker(cfg, "graphsage_mean"),
+    "tfzoo_graphsage_mean_2ranks": lambda cfg: run_tfzoo_worker(cfg, "graphsage_mean"),
     "keras_gcn": run_keras_worker,
 }
 ROWS = (
     ("tfzoo_gcn", "tfzoo", "gcn", "full batch"),
     ("keras_gcn", "Keras 3 model.fit", "gcn", "full batch"),
     ("tfzoo_graphsage_mean", "tfzoo", "graphsage_mean", "sampled"),
+    ("tfzoo_graphsage_mean_2ranks", "tfzoo, mpirun -np 2", "graphsage_mean", "sampled"),
 )
+# Workers launched on 2 ranks (mpirun; a rank waiting in an allreduce yields its core),
+# and the environment every rank gets (the allocator as the one-process workers).
+MPIRUN_WORKERS = {"tfzoo_graphsage_mean_2ranks": 2}
+_RANK_ENV = ("PYTHONPATH", "LD_PRELOAD", "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD")
 
 
 def run_worker(kind, cfg, timeout):
@@ -227,6 +245,19 @@ def run_worker(kind, cfg, timeout):
     if library:
         env = allocator.tcmalloc_environment(env, library)
     command = [sys.executable, _SCRIPT, "--worker", kind, "--config", json.dumps(cfg)]
+    if kind in MPIRUN_WORKERS:
+        command = [
+            "mpirun",
+            "--allow-run-as-root",
+            "--oversubscribe",
+            "--mca",
+            "mpi_yield_when_idle",
+            "1",
+            "-np",
+            str(MPIRUN_WORKERS[kind]),
+            *[x for name in sorted(env) if name in _RANK_ENV for x in ("-x", name)],
+            *command,
+        ]
     try:
         proc = subprocess.run(
             command, env=env, capture_output=True, text=True, timeout=timeout, cwd=_REPO_ROOT
@@ -235,7 +266,12 @@ def run_worker(kind, cfg, timeout):
         return {"error": f"timed out after {timeout} s"}
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "?"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    # Each rank prints its result; every step ends in an allreduce, so the ranks' epoch
+    # times agree and the first result printed stands for the run.
+    for line in proc.stdout.strip().splitlines():
+        if line.startswith("{"):
+            return json.loads(line)
+    return {"error": "no result printed"}
 
 
 def report(cfg, results):
