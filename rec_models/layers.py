@@ -11,7 +11,7 @@ table sharded over the Horovod ranks (rec_models/sharded_embedding.py).
 """
 
 from slim_compat import tf
-from training import precision
+from training import distributed, precision
 
 #: NCF (He et al. 2017) and Hetu initialise embeddings from N(0, 0.01^2).
 EMBEDDING_STDDEV = 0.01
@@ -53,12 +53,23 @@ class Embeddings:
         min_sharded_rows: tables smaller than this stay whole (data-parallel) even when
             model_parallel is given (a bias table of a few rows gains nothing).
         stddev: of the N(0, stddev^2) initialiser.
+        from_shards: with model_parallel None, the tables that a model-parallel run would
+            shard (min_sharded_rows) are whole but marked rank-local
+            (distributed.RANK_LOCAL_VARIABLES): a serving graph fills them from the
+            shard checkpoints (sharded_embedding.restore_tables), not the main checkpoint.
     """
 
-    def __init__(self, model_parallel=None, min_sharded_rows=1, stddev=EMBEDDING_STDDEV):
+    def __init__(
+        self,
+        model_parallel=None,
+        min_sharded_rows=1,
+        stddev=EMBEDDING_STDDEV,
+        from_shards=False,
+    ):
         self.model_parallel = model_parallel
         self.min_sharded_rows = int(min_sharded_rows)
         self.stddev = float(stddev)
+        self.from_shards = bool(from_shards)
         self._distinct = {}  # (ids tensor, num_rows) -> (distinct ids, their positions)
 
     def lookup(self, name, ids, num_rows, dim, dtype=tf.float32):
@@ -83,6 +94,9 @@ class Embeddings:
             )
             return table.lookup(ids, dtype)
         table = tf.get_variable(name, [num_rows, dim], dtype=tf.float32, initializer=initializer)
+        if self.from_shards and num_rows >= self.min_sharded_rows:
+            if table not in distributed.rank_local_variables():
+                tf.add_to_collection(distributed.RANK_LOCAL_VARIABLES, table)
         ids = tf.convert_to_tensor(ids)
         distinct, positions = self._distinct_ids(ids, num_rows, table.op.name)
         rows = precision.embedding_lookup(table, distinct, dtype)
