@@ -300,7 +300,19 @@ def train(task, params=None, extra_hooks=()):
     saver = tf.train.Saver(
         var_list=saved, max_to_keep=params.keep_checkpoint_max, save_relative_paths=True
     )
-    scaffold = tf.train.Scaffold(saver=saver, init_fn=init_fn)
+    own_globals = [v for v in tf.global_variables() if v not in set(saved)]
+    scaffold_ops = {}
+    if own_globals:
+        # The optimizer slots of rank-local variables are global variables outside the
+        # checkpoint: initialised with the local variables, then the task's hooks restore
+        # this rank's own (rec_models/sharded_embedding.ShardCheckpointHook).
+        scaffold_ops = dict(
+            ready_for_local_init_op=tf.report_uninitialized_variables(saved),
+            local_init_op=tf.group(
+                tf.train.Scaffold.default_local_init_op(), *[v.initializer for v in own_globals]
+            ),
+        )
+    scaffold = tf.train.Scaffold(saver=saver, init_fn=init_fn, **scaffold_ops)
     tf.summary.scalar("learning_rate", lr)
     tf.summary.scalar("losses/total_loss", losses.total)
     for name, part in losses.parts.items():
