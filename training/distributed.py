@@ -30,14 +30,14 @@ def rank_local_variables(graph=None):
     prefixes = tuple(v.op.name + "/" for v in local)
     if not prefixes:
         return local
-    known = set(local)
-    slots = [
-        v
-        for v in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)
-        + graph.get_collection(tf.GraphKeys.LOCAL_VARIABLES)
-        if v.op.name.startswith(prefixes) and v not in known
-    ]
-    return local + slots
+    found, known = list(local), set(local)
+    for v in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES) + graph.get_collection(
+        tf.GraphKeys.LOCAL_VARIABLES
+    ):
+        if v.op.name.startswith(prefixes) and v not in known:  # a slot may be in both
+            found.append(v)
+            known.add(v)
+    return found
 
 
 COMPRESSIONS = ("none", "fp16")

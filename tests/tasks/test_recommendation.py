@@ -288,6 +288,7 @@ def test_one_process_model_parallel_run_resumes_with_its_slots_and_evaluates(cri
         weight_decay=0,
         batch_size=32,
         save_checkpoints_steps=2,
+        eval_every_n_steps=2,  # its metric variables are built after the trainer's scaffold
         train_dir=str(run),
     )
     train = trainer.main_for("rec", "ctr")
