@@ -260,9 +260,10 @@ def parse_args(argv):
     parser.add_argument(
         "--ratings_format",
         default="auto",
-        choices=["auto", "tab", "colons"],
-        help="movielens: 'tab' (ml-100k u.data), 'colons' (ml-1m ratings.dat, '::') or "
-        "'auto' (from the first line)",
+        choices=["auto", "tab", "colons", "comma"],
+        help="movielens: 'tab' (ml-100k u.data), 'colons' (ml-1m ratings.dat, '::'), "
+        "'comma' (ratings.csv with its userId,movieId,rating,timestamp header) or 'auto' "
+        "(from the first line)",
     )
     parser.add_argument(
         "--num_test_negatives",

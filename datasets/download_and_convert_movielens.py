@@ -1,8 +1,10 @@
 """Converts MovieLens ratings (already on disk) to NCF's leave-one-out records.
 
 Input: one ratings file, `user item rating timestamp` per line, either tab-separated
-(ml-100k's u.data) or `::`-separated (ml-1m's ratings.dat); the format is detected from
-the first line unless given (`ratings_format`: auto, tab or colons). User and item ids
+(ml-100k's u.data), `::`-separated (ml-1m's and ml-10m's ratings.dat) or comma-separated
+with the header `userId,movieId,rating,timestamp` (the later releases' ratings.csv); the
+format is detected from the first line unless given (`ratings_format`: auto, tab, colons
+or comma). User and item ids
 and the timestamp are integers, the rating a number. The protocol of He et al. 2017
 (Neural Collaborative Filtering) and its reference code:
 
@@ -35,15 +37,18 @@ tf2 = sharded_conversion.tf2
 
 NAME = movielens.NAME
 DEFAULT_NUM_SHARDS = 4
-RATINGS_FORMATS = {"tab": "\t", "colons": "::"}
+RATINGS_FORMATS = {"tab": "\t", "colons": "::", "comma": ","}
+#: The header line of the later releases' ratings.csv (ml-latest, ml-20m, ml-25m).
+CSV_HEADER = "userId,movieId,rating,timestamp"
 
 
 def detect_format(path):
-    """'colons' when the first non-blank line holds '::', else 'tab'."""
-    with open(path, encoding="utf-8", errors="replace") as f:
+    """'colons' when the first non-blank line holds '::', 'comma' when it holds a comma
+    (ratings.csv), else 'tab'."""
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
         for line in f:
             if line.strip():
-                return "colons" if "::" in line else "tab"
+                return "colons" if "::" in line else "comma" if "," in line else "tab"
     raise ValueError(f"{path} is empty: expected 'user item rating timestamp' lines")
 
 
@@ -69,13 +74,19 @@ def read_ratings(path, ratings_format="auto", max_user_id=None, max_item_id=None
     separator = RATINGS_FORMATS[ratings_format]
     limits = {"user": max_user_id, "item": max_item_id}
     users, items, timestamps = [], [], []
-    with open(path, encoding="utf-8", errors="replace") as f:
+    seen_a_line = False
+    # utf-8-sig: a byte-order mark (a file saved by a spreadsheet) is not part of an id.
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
         for line_number, line in enumerate(f, start=1):
             line = line.strip()
             if not line:
                 continue
-            fields = line.split(separator)
+            fields = [field.strip() for field in line.split(separator)]
             where = f"{path}:{line_number}"
+            if not seen_a_line:
+                seen_a_line = True
+                if separator == "," and line.replace(" ", "") == CSV_HEADER:
+                    continue  # ratings.csv's header
             if len(fields) != 4:
                 raise ValueError(
                     f"{where}: expected 4 {separator!r}-separated fields (user item rating "

@@ -28,6 +28,9 @@ def _restore(session, checkpoint, moving_average_decay):
         var_map = checkpoints.moving_average_variables_to_restore(checkpoint, moving_average_decay)
     else:
         var_map = {v.op.name: v for v in tf.global_variables()}
+    # The task restores those itself (Task.restore_rank_local_variables).
+    own = set(distributed.rank_local_variables())
+    var_map = {k: v for k, v in var_map.items() if v not in own}
     checkpoints.check_restorable(checkpoint, var_map, action="evaluate")
     tf.train.Saver(var_map).restore(session, checkpoint)
 
@@ -93,16 +96,11 @@ def export_task(task, params, checkpoint, output, moving_average_decay=None, bat
     graph.seed = seed
     with graph.as_default():
         signature = task.export_signature(params)
-        local = distributed.rank_local_variables()
-        if local:
-            raise ValueError(
-                f"Task {task.name!r} holds rank-local variables (a model-parallel table, e.g. "
-                f"{local[0].op.name}) that a training checkpoint does not hold; export a "
-                "model trained without model-parallel tables"
-            )
         with tf.Session(graph=graph) as session:
             session.run(tf.local_variables_initializer())
             _restore(session, checkpoint, moving_average_decay)
+            # One process: a model-parallel table's shards are gathered into one table.
+            task.restore_rank_local_variables(session, checkpoint, 0, 1)
             feeds = task.export_example(signature, batch_size, seed)
             reference = session.run(
                 signature.outputs, {signature.inputs[k]: v for k, v in feeds.items()}

@@ -11,7 +11,7 @@ table sharded over the Horovod ranks (rec_models/sharded_embedding.py).
 """
 
 from slim_compat import tf
-from training import precision
+from training import distributed, precision
 
 #: NCF (He et al. 2017) and Hetu initialise embeddings from N(0, 0.01^2).
 EMBEDDING_STDDEV = 0.01
@@ -53,12 +53,24 @@ class Embeddings:
         min_sharded_rows: tables smaller than this stay whole (data-parallel) even when
             model_parallel is given (a bias table of a few rows gains nothing).
         stddev: of the N(0, stddev^2) initialiser.
+        from_shards: with model_parallel None, the tables that a model-parallel run would
+            shard (min_sharded_rows) are whole but marked rank-local
+            (distributed.RANK_LOCAL_VARIABLES): a serving graph fills them from the
+            shard checkpoints (sharded_embedding.restore_tables), not the main checkpoint.
     """
 
-    def __init__(self, model_parallel=None, min_sharded_rows=1, stddev=EMBEDDING_STDDEV):
+    def __init__(
+        self,
+        model_parallel=None,
+        min_sharded_rows=1,
+        stddev=EMBEDDING_STDDEV,
+        from_shards=False,
+    ):
         self.model_parallel = model_parallel
         self.min_sharded_rows = int(min_sharded_rows)
         self.stddev = float(stddev)
+        self.from_shards = bool(from_shards)
+        self._distinct = {}  # (ids tensor, num_rows) -> (distinct ids, their positions)
 
     def lookup(self, name, ids, num_rows, dim, dtype=tf.float32):
         """Rows `ids` (int, any shape) of table `name` [num_rows, dim] -> ids.shape + [dim].
@@ -66,18 +78,45 @@ class Embeddings:
         Rows come back in `dtype`; the table itself stays fp32. An id outside [0, num_rows)
         fails the step with an error naming the table and its size (before a
         model-parallel lookup sends it to a rank that does not hold it).
+
+        A whole table gathers each distinct id of the batch once and spreads the rows to
+        the ids' positions, so its gradient is an IndexedSlices of distinct rows (summed
+        by the gather's gradient) that training/sparse_adagrad.py updates without a
+        second dedupe; tables looked up with the same `ids` tensor share one `unique`.
         """
-        ids = check_ids(ids, num_rows, tf.get_variable_scope().name + "/" + name)
         initializer = tf.random_normal_initializer(stddev=self.stddev)
         if self.model_parallel is not None and num_rows >= self.min_sharded_rows:
             from rec_models import sharded_embedding
 
+            ids = check_ids(ids, num_rows, tf.get_variable_scope().name + "/" + name)
             table = sharded_embedding.ShardedTable(
                 name, num_rows, dim, self.model_parallel, stddev=self.stddev
             )
             return table.lookup(ids, dtype)
         table = tf.get_variable(name, [num_rows, dim], dtype=tf.float32, initializer=initializer)
-        return precision.embedding_lookup(table, ids, dtype)
+        if self.from_shards and num_rows >= self.min_sharded_rows:
+            if table not in distributed.rank_local_variables():
+                tf.add_to_collection(distributed.RANK_LOCAL_VARIABLES, table)
+        ids = tf.convert_to_tensor(ids)
+        distinct, positions = self._distinct_ids(ids, num_rows, table.op.name)
+        rows = precision.embedding_lookup(table, distinct, dtype)
+        out = tf.gather(rows, positions)
+        return tf.reshape(out, tf.concat([tf.shape(ids), [dim]], axis=0))
+
+    def _distinct_ids(self, ids, num_rows, what):
+        """(distinct ids, position of each id among them) of `ids` flattened, checked once.
+
+        int32 when the table allows it (a Unique over int32 keys took about half the
+        time of int64 here); the range check runs on the original ids, before the cast.
+        """
+        key = (ids, int(num_rows))
+        if key not in self._distinct:
+            flat = tf.reshape(check_ids(ids, num_rows, what), [-1])
+            if num_rows <= 2**31 - 1 and flat.dtype != tf.int32:
+                flat = tf.cast(flat, tf.int32)
+            with tf.name_scope("distinct_ids"):
+                self._distinct[key] = tf.unique(flat)
+        return self._distinct[key]
 
 
 def check_ids(ids, num_rows, what):

@@ -11,10 +11,14 @@ memory then trains on several.
 A shard is a trainable LOCAL variable: the trainer's session initialises it after
 restoring the shared weights (which do not include it), and ShardCheckpointHook, which
 runs after the trainer's hooks, then restores this rank's rows. The optimizer's slots of
-a shard are ordinary global variables (rank 0's copy is in the trainer's checkpoint and
-broadcast); every shard has ceil(num_rows / size) rows (the last rank's final row may be
-padding that no id reaches), so those slots have one shape on every rank, and the shard
-hook puts each rank's own slots back too.
+a shard (global variables named under it, e.g. X/shard/Adagrad) count as rank-local too
+(distributed.rank_local_variables): they are neither in rank 0's checkpoint nor
+broadcast, and each rank saves and restores its own with its rows. Every shard has
+ceil(num_rows / size) rows (the last rank's final row may be padding that no id reaches).
+
+Evaluation and export read the shards of the checkpoint's step (restore_tables): under
+mpirun with the training's number of ranks each rank its own shard; in one process the
+whole table, assembled from every rank's shard.
 
 A lookup of ids (any shape) on every rank, in one step:
 
@@ -37,7 +41,9 @@ by the trainer; evaluation batches must be as many on every rank (see
 tasks/recommendation.py, which pads the shorter ranks' eval streams).
 """
 
+import collections
 import os
+import re
 
 import numpy as np
 
@@ -142,6 +148,13 @@ class ShardedTable:
             order = tf.argsort(owner, stable=True)
             wanted = tf.gather(unique // size, order)
             splits = tf.math.bincount(owner, minlength=size, maxlength=size, dtype=tf.int32)
+            # Horovod's ops are registered stateless: with ids known when the graph is
+            # optimised (constants), Grappler's constant folding would run this
+            # collective inside each rank's optimiser, a different number of times per
+            # rank, and the ranks hang in mismatched alltoalls. A placeholder is never
+            # folded, so the exchange runs in the step, once per lookup, on every rank.
+            wanted = tf.placeholder_with_default(wanted, wanted.shape)
+            splits = tf.placeholder_with_default(splits, splits.shape)
             # Horovod: ids to their owners ...
             asked, asked_splits = self.mp.alltoall(wanted, splits)
             rows = precision.embedding_lookup(self.shard, asked, tf.float32)
@@ -244,16 +257,73 @@ class ShardCheckpointHook(tf.train.SessionRunHook):
 
 def rank_local_variables_and_slots(graph=None):
     """The RANK_LOCAL_VARIABLES and the optimizer slots made for them (named var/...)."""
-    graph = graph or tf.get_default_graph()
-    local = distributed.rank_local_variables(graph)
-    prefixes = tuple(v.op.name + "/" for v in local)
-    candidates = graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES) + graph.get_collection(
-        tf.GraphKeys.LOCAL_VARIABLES
-    )
-    slots = [
-        v for v in candidates if prefixes and v.op.name.startswith(prefixes) and v not in local
-    ]
-    return local + slots
+    return distributed.rank_local_variables(graph)
+
+
+def _checkpoint_step(checkpoint):
+    match = re.search(r"-(\d+)$", checkpoint)
+    if not match:
+        raise ValueError(
+            f"cannot tell the step of checkpoint {checkpoint!r} (expected PREFIX-STEP, e.g. "
+            "model.ckpt-20): the shards of a model-parallel table are found by it"
+        )
+    return int(match.group(1))
+
+
+def saved_rank_counts(train_dir, step):
+    """Numbers of ranks n for which every rank{r}-of-{n} holds a shard checkpoint of `step`."""
+    root = os.path.join(train_dir, SHARDS_DIRNAME)
+    found = collections.defaultdict(set)
+    for entry in os.listdir(root) if os.path.isdir(root) else []:
+        match = re.fullmatch(r"rank(\d+)-of-(\d+)", entry)
+        path = os.path.join(root, entry, f"model.ckpt-{step}")
+        if match and tf.train.checkpoint_exists(path):
+            found[int(match.group(2))].add(int(match.group(1)))
+    return sorted(n for n, ranks in found.items() if ranks == set(range(n)))
+
+
+def restore_tables(session, checkpoint, rank, size):
+    """Fills this graph's model-parallel tables for the trainer checkpoint `checkpoint`.
+
+    For evaluation and export (Task.restore_rank_local_variables), after the main
+    checkpoint is restored. Each rank-local table of the graph (distributed.
+    RANK_LOCAL_VARIABLES; optimizer slots are not needed) gets, from
+    train_dir/embedding_shards, the rows of the checkpoint's step:
+
+    * a shard `X/shard` of rank `rank` of `size`: that rank's own shard checkpoint, when a
+      run of `size` ranks wrote one (evaluation under mpirun with the training's ranks);
+    * otherwise, in one process (size 1): the whole table `X` (or `X/shard` of one rank,
+      which holds every row), assembled from the shards of every rank of the run.
+
+    Raises:
+        FileNotFoundError: no shard checkpoint of that step fits (the error lists what the
+            directory holds).
+    """
+    train_dir = os.path.dirname(checkpoint)
+    step = _checkpoint_step(checkpoint)
+    own = os.path.join(shard_directory(train_dir, rank, size), f"model.ckpt-{step}")
+    suffix = "/" + SHARD_SCOPE_SUFFIX
+    for var in session.graph.get_collection(distributed.RANK_LOCAL_VARIABLES):
+        name = var.op.name
+        base = name[: -len(suffix)] if name.endswith(suffix) else name
+        if name.endswith(suffix) and tf.train.checkpoint_exists(own):
+            value = tf.train.load_variable(own, name)
+        else:
+            counts = saved_rank_counts(train_dir, step)
+            if size != 1 or not counts:
+                raise FileNotFoundError(
+                    f"rank {rank} of {size}: no shard checkpoint of step {step} for table "
+                    f"{base!r} under {os.path.join(train_dir, SHARDS_DIRNAME)} (complete "
+                    f"runs of that step: {counts or 'none'} ranks); evaluate under mpirun "
+                    "with the training's number of ranks, or in one process"
+                )
+            value = assemble_table(train_dir, base, counts[-1], var.shape[0], step)
+        if list(value.shape) != var.shape.as_list():
+            raise ValueError(
+                f"table {base!r} of step {step} has shape {list(value.shape)} in its shards, "
+                f"{var.shape.as_list()} in this graph: other flags than the training's?"
+            )
+        var.load(value, session)
 
 
 def shard_directory(train_dir, rank, size):

@@ -188,12 +188,25 @@ class RecommendationTask(task.Task):
     def model_entry(self, params):
         return models_factory.get_model(params.model_name, self.kind)
 
+    #: Set while the export graph is built: its tables are whole (serving).
+    _serving = False
+
     def embeddings(self, params):
-        """The layers.Embeddings of this run: whole tables, or sharded over the ranks."""
+        """The layers.Embeddings of this run: whole tables, or sharded over the ranks.
+
+        The serving graph of a model-parallel run holds whole tables, filled from every
+        rank's shards (restore_rank_local_variables).
+        """
         if getattr(params, "model_parallel_embeddings", False):
+            if self._serving:
+                return layers.Embeddings(min_sharded_rows=params.min_sharded_rows, from_shards=True)
             model_parallel = sharded_embedding.ModelParallel(_horovod_if_launched())
             return layers.Embeddings(model_parallel, params.min_sharded_rows)
         return layers.Embeddings()
+
+    def restore_rank_local_variables(self, session, checkpoint, rank, size):
+        # The shards of the checkpoint's step: this rank's own, or all of them gathered.
+        sharded_embedding.restore_tables(session, checkpoint, rank, size)
 
     def model_parallel_size(self, params):
         """Ranks sharing tables (1 when tables are whole)."""
@@ -359,6 +372,7 @@ class NCFTask(RecommendationTask):
         }
 
     def export_signature(self, params):
+        self._serving = True
         self._export_sizes = self._metadata(params)
         users = tf.placeholder(tf.int64, [None], name="user")
         items = tf.placeholder(tf.int64, [None], name="item")
@@ -489,6 +503,7 @@ class CTRTask(RecommendationTask):
         dense = tf.placeholder(tf.float32, [None, criteo.NUM_DENSE], name="dense")
         sparse = tf.placeholder(tf.int64, [None, criteo.NUM_SPARSE], name="sparse")
         self._export_rows = self._metadata(params)["num_rows"]
+        self._serving = True
         logits = self.logits(dense, sparse, params, tf.float32)
         return task.ExportSignature(
             {"dense": dense, "sparse": sparse},

@@ -21,8 +21,23 @@ RANK_LOCAL_VARIABLES = "tfzoo_rank_local_variables"
 
 
 def rank_local_variables(graph=None):
-    """The variables of RANK_LOCAL_VARIABLES in `graph` (default: the default graph)."""
-    return (graph or tf.get_default_graph()).get_collection(RANK_LOCAL_VARIABLES)
+    """The variables of RANK_LOCAL_VARIABLES in `graph` (default: the default graph), and
+    the optimizer slots made for them (variables named under theirs, e.g. X/Adagrad):
+    a shard's accumulator is as much this rank's own as its rows.
+    """
+    graph = graph or tf.get_default_graph()
+    local = graph.get_collection(RANK_LOCAL_VARIABLES)
+    prefixes = tuple(v.op.name + "/" for v in local)
+    if not prefixes:
+        return local
+    found, known = list(local), set(local)
+    for v in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES) + graph.get_collection(
+        tf.GraphKeys.LOCAL_VARIABLES
+    ):
+        if v.op.name.startswith(prefixes) and v not in known:  # a slot may be in both
+            found.append(v)
+            known.add(v)
+    return found
 
 
 COMPRESSIONS = ("none", "fp16")

@@ -91,15 +91,6 @@ def build_graph(task, dist, params=None):
         params.seed,
     )
     ops = evaluation.build_eval_ops(task, inputs.dataset, params, dist, compute)
-    local = distributed.rank_local_variables()
-    if local:
-        # Rank 0's checkpoint does not hold them: evaluating would use fresh rows.
-        raise ValueError(
-            f"Task {task.name!r} holds {len(local)} rank-local variable(s) (a model-parallel "
-            f"table, e.g. {local[0].op.name}) that rank 0's checkpoint does not hold; "
-            "evaluate them during training (--eval_every_n_steps), or train without "
-            "model-parallel tables to evaluate the checkpoint here"
-        )
     if params.use_moving_average:
         # The shadows where the checkpoint has them (a --trainable_scopes run averages only
         # what it trains), the variables themselves elsewhere.
@@ -109,7 +100,28 @@ def build_graph(task, dist, params=None):
         saver = checkpoints.VariablesSaver(
             {v.op.name: v for v in tf.global_variables() if v not in own}
         )
+    if distributed.rank_local_variables():
+        # Rank 0's checkpoint does not hold them (a model-parallel table's shards): the
+        # task restores each rank's own after every restore of the checkpoint.
+        saver = _RankLocalRestore(saver, task, dist)
     return ops, saver, inputs.errors_named or contextlib.nullcontext
+
+
+class _RankLocalRestore:
+    """A saver's restore of a checkpoint followed by the task's restore of this rank's
+    rank-local variables (Task.restore_rank_local_variables) of the same checkpoint."""
+
+    def __init__(self, saver, task, dist):
+        self._saver, self._task, self._dist = saver, task, dist
+
+    def variables(self, checkpoint_path=None):
+        return self._saver.variables(checkpoint_path)
+
+    def restore(self, session, checkpoint_path):
+        self._saver.restore(session, checkpoint_path)
+        self._task.restore_rank_local_variables(
+            session, checkpoint_path, self._dist.rank, self._dist.size
+        )
 
 
 RESTORED, DELETED, BROKEN = 0, 1, 2  # restore outcomes, worst last

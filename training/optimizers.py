@@ -20,6 +20,7 @@ the same exclusions from weight decay and from that layer adaptation.
 import re
 
 from slim_compat import tf
+from training import sparse_adagrad
 
 
 def _adadelta(lr, p):
@@ -27,7 +28,8 @@ def _adadelta(lr, p):
 
 
 def _adagrad(lr, p):
-    return tf.train.AdagradOptimizer(
+    # The stock optimizer's arithmetic; its sparse (embedding-row) update is vectorised.
+    return sparse_adagrad.AdagradOptimizer(
         lr, initial_accumulator_value=p.adagrad_initial_accumulator_value
     )
 

@@ -200,6 +200,22 @@ class Task:
         """Extra SessionRunHooks of this task's training run (after the trainer's own)."""
         return []
 
+    def restore_rank_local_variables(self, session, checkpoint, rank, size):
+        """Restores the rank-local variables (distributed.RANK_LOCAL_VARIABLES) of this
+        graph for `checkpoint` (a trainer checkpoint prefix), which does not hold them.
+
+        Evaluation and export call it after restoring `checkpoint`. The default knows no
+        rank-local variables and refuses a graph that has some.
+        """
+        from training import distributed
+
+        local = distributed.rank_local_variables(session.graph)
+        if local:
+            raise ValueError(
+                f"Task {self.name!r} holds rank-local variables (e.g. {local[0].op.name}) "
+                f"that the checkpoint {checkpoint} does not hold, and no way to restore them"
+            )
+
     def finetune_exclude_scopes(self, params):
         """Scopes excluded from a finetune restore by default (e.g. a new head)."""
         return []

@@ -302,7 +302,17 @@ def train(task, params=None, extra_hooks=()):
     saver = tf.train.Saver(
         var_list=saved, max_to_keep=params.keep_checkpoint_max, save_relative_paths=True
     )
-    scaffold = tf.train.Scaffold(saver=saver, init_fn=init_fn)
+    own_globals = [v for v in tf.global_variables() if v not in set(saved)]
+    ready_for_local_init = {}
+    if own_globals:
+        # The optimizer slots of rank-local variables are global variables outside the
+        # checkpoint: initialised with the local variables, then the task's hooks restore
+        # this rank's own (rec_models/sharded_embedding.ShardCheckpointHook).
+        for var in own_globals:
+            if var not in tf.local_variables():
+                tf.add_to_collection(tf.GraphKeys.LOCAL_VARIABLES, var)
+        ready_for_local_init = {"ready_for_local_init_op": tf.report_uninitialized_variables(saved)}
+    scaffold = tf.train.Scaffold(saver=saver, init_fn=init_fn, **ready_for_local_init)
     tf.summary.scalar("learning_rate", lr)
     tf.summary.scalar("losses/total_loss", losses.total)
     for name, part in losses.parts.items():

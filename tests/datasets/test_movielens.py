@@ -134,6 +134,26 @@ def test_tab_format_and_seeded_test_negatives(converted, tmp_path):
     assert candidates(other) != candidates(dataset_dir)
 
 
+def test_ratings_csv_crlf_and_byte_order_mark_convert_like_ratings_dat(converted, tmp_path):
+    """Real files' quirks: ratings.csv (header, half-star ratings), CRLF line ends, a BOM."""
+    dataset_dir, rows, _ = converted
+    csv = tmp_path / "ratings.csv"
+    body = "".join(f"{u},{i},{r - 0.5},{t}\r\n" for u, i, r, t in rows)
+    csv.write_bytes(("\ufeffuserId,movieId,rating,timestamp\r\n" + body).encode("utf-8"))
+    assert download_and_convert_movielens.detect_format(str(csv)) == "comma"
+    out = str(tmp_path / "csv")
+    download_and_convert_movielens.convert(out, source=str(csv), seed=3)
+    spec = movielens.TEST_FEATURE_KEYS
+    assert sorted(map(str, _read_records(out, "test", spec))) == sorted(
+        map(str, _read_records(dataset_dir, "test", spec))
+    )
+    assert _maps(out, "user_map.tsv") == _maps(dataset_dir, "user_map.tsv")
+    # The header only counts as one on the first line: later, it is a bad line.
+    csv.write_text("1,2,3.5,100\nuserId,movieId,rating,timestamp\n")
+    with pytest.raises(ValueError, match=f"{csv}:2: user, item and timestamp must be integers"):
+        download_and_convert_movielens.read_ratings(str(csv))
+
+
 @pytest.mark.parametrize(
     "line, message",
     [

@@ -87,3 +87,76 @@ def test_two_ranks_train_like_one_process_holding_the_whole_table(tmp_path):
     np.testing.assert_allclose(table, whole, rtol=1e-5, atol=1e-6)
     with open(os.path.join(tmp_path, "two", "rank0.json")) as f:
         assert json.load(f)["rank"] == 0
+
+
+class _Rank:
+    """A ModelParallel of rank `rank` of `size` without Horovod (no lookup is run)."""
+
+    def __init__(self, rank, size):
+        self.hvd, self.rank, self.size = None, rank, size
+
+
+def test_a_shards_optimizer_slots_are_rank_local_and_outside_the_shared_saver(graph):
+    from training import trainer
+
+    rows = layers.Embeddings(sharded_embedding.ModelParallel(None)).lookup(
+        "t", tf.constant([1, 3]), 5, 2
+    )
+    dense = tf.get_variable("w", [2], initializer=tf.ones_initializer())
+    loss = tf.reduce_sum(rows * dense)
+    tf.train.AdagradOptimizer(0.1).minimize(loss)
+    own = {v.op.name for v in distributed.rank_local_variables()}
+    assert own == {"t/shard", "t/shard/Adagrad"}
+    shared = {v.op.name for v in trainer._shared_variables()}
+    assert "w/Adagrad" in shared and not own & shared
+
+
+def _write_shards(train_dir, table, size, step):
+    """Shard checkpoints of `table` ([rows, dim]) as `size` ranks would write them."""
+    rows = sharded_embedding.shard_rows(len(table), size)
+    for rank in range(size):
+        with tf.Graph().as_default():
+            shard = np.zeros([rows, table.shape[1]], np.float32)
+            owned = sharded_embedding.owned_rows(len(table), rank, size)
+            shard[: len(owned)] = table[owned]
+            var = tf.get_variable("t/shard", initializer=shard)
+            directory = sharded_embedding.shard_directory(train_dir, rank, size)
+            os.makedirs(directory, exist_ok=True)
+            with tf.Session() as s:
+                s.run(var.initializer)
+                tf.train.Saver([var]).save(s, os.path.join(directory, "model.ckpt"), step)
+
+
+@pytest.mark.parametrize("serving", [False, True])
+def test_one_process_gathers_the_shards_of_two_ranks(tmp_path, serving):
+    table = np.arange(5 * 2, dtype=np.float32).reshape(5, 2)
+    _write_shards(str(tmp_path), table, 2, 7)
+    with tf.Graph().as_default():
+        if serving:  # export: a whole table "t", filled from the shards
+            embeddings = layers.Embeddings(min_sharded_rows=3, from_shards=True)
+        else:  # eval in one process: the shard of rank 0 of 1 holds every row
+            embeddings = layers.Embeddings(sharded_embedding.ModelParallel(None))
+        rows = embeddings.lookup("t", tf.constant([4, 0, 3]), 5, 2)
+        (var,) = distributed.rank_local_variables()
+        assert var.op.name == ("t" if serving else "t/shard")
+        with tf.Session() as s:
+            s.run([tf.global_variables_initializer(), tf.local_variables_initializer()])
+            sharded_embedding.restore_tables(s, str(tmp_path / "model.ckpt-7"), 0, 1)
+            np.testing.assert_array_equal(s.run(rows), table[[4, 0, 3]])
+            with pytest.raises(FileNotFoundError, match="no shard checkpoint of step 8"):
+                sharded_embedding.restore_tables(s, str(tmp_path / "model.ckpt-8"), 0, 1)
+
+
+def test_each_rank_restores_its_own_shard(tmp_path):
+    table = np.arange(5 * 2, dtype=np.float32).reshape(5, 2)
+    _write_shards(str(tmp_path), table, 2, 7)
+    with tf.Graph().as_default():
+        sharded_embedding.ShardedTable("t", 5, 2, _Rank(1, 2))
+        (var,) = distributed.rank_local_variables()
+        with tf.Session() as s:
+            s.run(tf.local_variables_initializer())
+            sharded_embedding.restore_tables(s, str(tmp_path / "model.ckpt-7"), 1, 2)
+            np.testing.assert_array_equal(s.run(var), table[[1, 3, 1]] * [[1], [1], [0]])
+            # 3 ranks never wrote shards here: an error, not fresh rows.
+            with pytest.raises(FileNotFoundError, match="rank 1 of 3"):
+                sharded_embedding.restore_tables(s, str(tmp_path / "model.ckpt-7"), 1, 3)

@@ -253,3 +253,54 @@ def test_model_parallel_eval_streams_are_padded_to_one_length(movielens_dir):
                 except tf.errors.OutOfRangeError:
                     break
     assert weights == [[1.0, 1.0, 1.0], [0.0], [0.0]]
+
+
+def _with_flags(function, **flag_values):
+    """function() with these absl flags set (the others at their defaults)."""
+    from absl import flags as absl_flags
+
+    absl_flags.FLAGS.unparse_flags()
+    absl_flags.FLAGS(["test"] + [f"--{k}={v}" for k, v in flag_values.items()])
+    try:
+        with tf.Graph().as_default():
+            return function()
+    finally:
+        absl_flags.FLAGS.unparse_flags()
+
+
+def test_one_process_model_parallel_run_resumes_with_its_slots_and_evaluates(criteo_dir, tmp_path):
+    from training import evaluator, trainer
+
+    trainer.define_task_flag("ctr", "rec")
+    run = tmp_path / "run"
+    common = dict(
+        task="ctr",
+        model_name="deepfm",
+        dataset_dir=criteo_dir,
+        model_parallel_embeddings=True,
+        min_sharded_rows=10,
+        **SMALL_CTR,
+    )
+    flags = dict(
+        common,
+        optimizer="adagrad",
+        learning_rate=0.05,
+        weight_decay=0,
+        batch_size=32,
+        save_checkpoints_steps=2,
+        eval_every_n_steps=2,  # its metric variables are built after the trainer's scaffold
+        train_dir=str(run),
+    )
+    train = trainer.main_for("rec", "ctr")
+    _with_flags(lambda: train(["x"]), stop_at_step=2, **flags)
+    shard_dir = run / "embedding_shards" / "rank0-of-1"
+    first = tf.train.load_variable(str(shard_dir / "model.ckpt-2"), "embedding/shard/Adagrad")
+    # Resumed: the accumulator goes on from its saved value (it only grows under Adagrad).
+    _with_flags(lambda: train(["x"]), stop_at_step=4, **flags)
+    second = tf.train.load_variable(str(shard_dir / "model.ckpt-4"), "embedding/shard/Adagrad")
+    assert np.all(second >= first) and np.any(second > first)
+    assert not [n for n, _ in tf.train.list_variables(str(run)) if "/shard" in n]
+    metrics = _with_flags(
+        lambda: evaluator.evaluate(task.get_task("ctr")), checkpoint_path=str(run), **common
+    )
+    assert metrics["step"] == 4 and metrics["count"] > 0

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -137,3 +138,55 @@ def test_two_ranks_train_a_model_parallel_deepfm_resume_and_evaluate_exactly(tmp
 
     saved = dict(tf.train.list_variables(str(run)))
     assert "deep/tower/layer_0/kernel" in saved and "embedding/shard" not in saved
+    # Nor the shards' optimizer slots: each rank saves its own accumulator with its rows.
+    assert not [name for name in saved if "/shard" in name], sorted(saved)
+    for rank in range(2):
+        own = dict(tf.train.list_variables(str(run / "embedding_shards" / f"rank{rank}-of-2")))
+        assert {"embedding/shard", "embedding/shard/Adagrad"} <= set(own), sorted(own)
+    trained = _eval_line(second, 20)
+    common = [
+        "--task=ctr",
+        "--model_name=deepfm",
+        f"--dataset_dir={data}",
+        "--embedding_dim=8",
+        "--ctr_hidden_units=32,32,32",
+        "--model_parallel_embeddings",
+        "--min_sharded_rows=10",
+    ]
+    # The checkpoint evaluated under mpirun with the training's ranks (each its own shard)
+    # and in one process (the shards gathered): the training's own eval at step 20.
+    for ranks in (2, None):
+        metrics = _json_line(
+            _run(["eval_models.py"] + common + [f"--checkpoint_path={run}"], ranks=ranks)
+        )
+        assert metrics["count"] == validation, metrics
+        # The log prints 4 decimals.
+        assert abs(metrics["auc"] - trained["auc"]) < 2e-4, (ranks, metrics, trained)
+        assert abs(metrics["logloss"] - trained["logloss"]) < 2e-4, (ranks, metrics, trained)
+    export = _json_line(
+        _run(
+            ["export_model.py"]
+            + common
+            + [f"--checkpoint={run}", f"--output={tmp_path / 'export'}", "--format=saved_model"]
+        )
+    )
+    assert export["max_abs_diff"]["probability"] < 1e-5, export
+    # The serving model holds the whole table: every rank's rows in one variable.
+    from rec_models import sharded_embedding
+
+    with open(os.path.join(data, "criteo.json")) as f:
+        num_rows = json.load(f)["num_rows"]
+    whole = sharded_embedding.assemble_table(str(run), "embedding", 2, num_rows, step=20)
+    exported = tf.train.load_variable(
+        str(tmp_path / "export" / "variables" / "variables"), "embedding"
+    )
+    np.testing.assert_array_equal(exported, whole)
+
+
+def _eval_line(log, step):
+    """The metrics the trainer's eval during training logged at `step`."""
+    for line in log.splitlines():
+        if "auc " in line and "logloss " in line and f"step {step}" in line:
+            words = line.replace(":", " ").split()
+            return {k: float(words[words.index(k) + 1]) for k in ("auc", "logloss")}
+    raise AssertionError(f"no eval line of step {step} in:\n{log[-3000:]}")

@@ -309,7 +309,7 @@ def test_get_task_lists_the_registered_names():
         task_lib.get_task("toy_regression", family="image")
 
 
-def test_eval_and_export_refuse_a_task_with_rank_local_variables(tmp_path):
+def test_eval_and_export_refuse_a_task_that_cannot_restore_its_rank_local_variables(tmp_path):
     from absl import flags as absl_flags
 
     from interchange import task_export

@@ -1,0 +1,60 @@
+"""Adagrad whose sparse (embedding-row) update is gather -> arithmetic -> scatter.
+
+tf.compat.v1.train.AdagradOptimizer hands an IndexedSlices gradient to TensorFlow's
+ResourceSparseApplyAdagrad kernel, which updates the touched rows one at a time: on a
+DeepFM step (batch 8192 x 26 ids, ~190,000 distinct rows of a 1M x 16 table) a traced
+step spent 96 ms in it for the two tables (plus 57 ms in their two `unique`s). This
+optimizer computes the same update with ops that work on all touched rows at once
+(the same trace after: about 45 ms of gathers and scatters for both tables):
+
+    accum_rows = accum[ids] + g * g          (a gather)
+    var_rows = var[ids] - lr * g * rsqrt(accum_rows)
+    accum[ids] = accum_rows; var[ids] = var_rows   (two scatter_updates, a row copy each)
+
+which is the kernel's arithmetic (update_slots=True, no epsilon) on the same fp32 values.
+Repeated ids are summed first, as the stock optimizer does (unique + unsorted_segment_sum);
+a gradient whose indices are the output of a `Unique` op (rec_models/layers.py dedupes a
+batch's ids once, before the lookup) is known to be distinct and skips that step. Dense
+gradients take the stock path unchanged.
+"""
+
+from slim_compat import tf
+
+#: Op types a tensor may pass through between a Unique op and the gradient's indices
+#: without losing the distinctness of its values.
+_VALUE_PRESERVING = ("Identity", "Reshape")
+
+
+def indices_are_unique(indices):
+    """Whether `indices` is (an identity or reshape of) the first output of a Unique op."""
+    tensor = indices
+    for _ in range(16):
+        op = tensor.op
+        if op.type == "Unique":
+            return tensor is op.outputs[0] or tensor.value_index == 0
+        if op.type not in _VALUE_PRESERVING or not op.inputs:
+            return False
+        tensor = op.inputs[0]
+    return False
+
+
+class AdagradOptimizer(tf.train.AdagradOptimizer):
+    """tf.compat.v1.train.AdagradOptimizer (same slots, names and dense update) with a
+    vectorised sparse update; see the module docstring."""
+
+    def _resource_apply_sparse_duplicate_indices(self, grad, handle, indices):
+        if not indices_are_unique(indices):
+            unique, positions = tf.unique(indices)
+            grad = tf.math.unsorted_segment_sum(grad, positions, tf.shape(unique)[0])
+            indices = unique
+        return self._resource_apply_sparse(grad, handle, indices)
+
+    def _resource_apply_sparse(self, grad, var, indices):
+        accumulator = self.get_slot(var, "accumulator")
+        learning_rate = tf.cast(self._learning_rate_tensor, grad.dtype)
+        accumulator_rows = tf.gather(accumulator, indices) + tf.square(grad)
+        var_rows = tf.gather(var, indices) - learning_rate * grad * tf.math.rsqrt(accumulator_rows)
+        return tf.group(
+            tf.scatter_update(accumulator, indices, accumulator_rows, use_locking=False),
+            tf.scatter_update(var, indices, var_rows, use_locking=False),
+        )
