@@ -129,16 +129,70 @@ def read_catalog(path):
     gettext.GNUTranslations stores them (its `_catalog`: the module has no public way to
     list a catalog's entries).
 
+    A catalog in a legacy charset whose header itself holds non-ASCII bytes (a translator's
+    name in ISO-8859-1: m4 and net-tools in Debian's de/) trips gettext, which decodes the
+    header lines as UTF-8 before it reads their charset; such a file is read here with the
+    charset its header names.
+
     Raises:
-      ValueError: gettext cannot read the file (bad magic, corrupt, undecodable text);
-        names the file.
+      ValueError: the file cannot be read (bad magic, corrupt, undecodable text); names
+        the file.
     """
     try:
         with open(path, "rb") as f:
             translations = gettext.GNUTranslations(f)
-    except (OSError, UnicodeDecodeError, LookupError, ValueError, struct.error) as e:
+    except UnicodeDecodeError as e:
+        try:
+            return _read_legacy_charset_catalog(path)
+        except (OSError, UnicodeDecodeError, LookupError, ValueError, struct.error) as again:
+            raise ValueError(
+                f"gettext cannot read {path}: {type(e).__name__}: {e}; as the charset its "
+                f"header names: {type(again).__name__}: {again}"
+            ) from None
+    except (OSError, LookupError, ValueError, struct.error) as e:
         raise ValueError(f"gettext cannot read {path}: {type(e).__name__}: {e}") from None
     return [(key, value) for key, value in translations._catalog.items() if key != ""]
+
+
+_MO_MAGICS = {0x950412DE: "<", 0xDE120495: ">"}
+_CHARSET_RE = re.compile(rb"charset=\s*([A-Za-z0-9_.:-]+)")
+
+
+def _read_legacy_charset_catalog(path):
+    """read_catalog's entries of a .mo file decoded with its header's charset.
+
+    GNU's format: magic, revision, N, the offsets of the msgid and msgstr tables of N
+    (length, offset) pairs each; a plural msgid is "singular\0plural" and its msgstr the
+    forms joined by NUL, stored as gettext does: (singular, form index) -> form.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    order = _MO_MAGICS.get(struct.unpack("<I", data[:4])[0])
+    if order is None:
+        raise ValueError("not a .mo file (bad magic number)")
+    count, ids_at, strs_at = struct.unpack(order + "3I", data[8:20])
+
+    def string(table, i):
+        length, offset = struct.unpack(order + "2I", data[table + 8 * i : table + 8 * i + 8])
+        if offset + length > len(data):
+            raise ValueError(f"entry {i} points past the end of the file")
+        return data[offset : offset + length]
+
+    raw = [(string(ids_at, i), string(strs_at, i)) for i in range(count)]
+    header = dict(raw).get(b"", b"")
+    match = _CHARSET_RE.search(header)
+    charset = match.group(1).decode("ascii") if match else "ascii"
+    entries = []
+    for msgid, msgstr in raw:
+        if not msgid:
+            continue
+        if b"\0" in msgid:
+            singular = msgid.split(b"\0")[0].decode(charset)
+            forms = msgstr.split(b"\0")
+            entries.extend(((singular, i), form.decode(charset)) for i, form in enumerate(forms))
+        else:
+            entries.append((msgid.decode(charset), msgstr.decode(charset)))
+    return entries
 
 
 def strip_accelerators(text):

@@ -11,7 +11,8 @@ tcmalloc as its entry points, the peer on the same malloc):
   on one fixed batch of --batch_size sentences x --length tokens, source and target,
   held in variables (no input pipeline);
 * keras: the peer of the same size, batch and optimizer: keras-hub's
-  TransformerEncoder / TransformerDecoder layers (post-LN, ReLU, the same dropout), a
+  TransformerEncoder / TransformerDecoder layers (post-LN, ReLU, the same dropout sites:
+  tfzoo's relu_dropout is off, as keras-hub has none; PEER_MATCHING_HPARAMS), a
   ReversibleEmbedding tied to the softmax and SinePositionEncoding, trained with
   model.fit on the same batch (Keras 3 on TensorFlow; no XLA on CPU, Keras' own choice).
   Without keras-hub installed (requirements.txt pins it) the row says so.
@@ -48,10 +49,17 @@ TARGET_SPEEDUP = 1.25
 TARGET_MFU = 0.60
 
 
+# keras-hub's TransformerEncoder / TransformerDecoder drop out the embeddings, the attention
+# weights and each sub-layer's output, but nothing inside the feed-forward block: tfzoo's
+# relu_dropout is off here so both sides do the same work (its largest dropout tensor,
+# [tokens, d_ff], would otherwise be tfzoo's alone).
+PEER_MATCHING_HPARAMS = {"relu_dropout": 0.0}
+
+
 def _model_config(name, vocab_size):
     from nlp_models import models_factory
 
-    return models_factory.get_config(name, vocab_size=vocab_size)
+    return models_factory.get_config(name, vocab_size=vocab_size, **PEER_MATCHING_HPARAMS)
 
 
 def _batch(cfg):

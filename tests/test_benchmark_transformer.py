@@ -39,6 +39,22 @@ def test_flops_per_token_counts_every_matmul():
     assert transformer.training_flops_per_token(config, s, s) == pytest.approx(3 * forward)
 
 
+def _load_script():
+    spec = importlib.util.spec_from_file_location("benchmark_transformer", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tfzoo_drops_out_where_the_keras_hub_peer_does():
+    # keras-hub's blocks have no dropout inside the feed-forward block: tfzoo's is off,
+    # everything else is the registered config.
+    config = _load_script()._model_config("transformer_base", 8000)
+    registered = models_factory.get_config("transformer_base", vocab_size=8000)
+    assert registered.relu_dropout > 0 and config.relu_dropout == 0.0
+    assert config == registered.replace(relu_dropout=0.0)
+
+
 @pytest.mark.slow
 def test_tiny_run_reports_measured_rows(tmp_path):
     out = tmp_path / "report.json"

@@ -265,11 +265,17 @@ def train(task, params=None, extra_hooks=()):
     if resume.checkpoint and resume.step >= last_step:
         return _nothing_to_train(dist, resume, last_step)
     params = FlagsWith(params, stop_at_step=last_step)
+    if inputs.batches_per_epoch:
+        # Token batches (or one full graph) hold no fixed number of examples: --batch_size
+        # says nothing about them, the task's count of batches does.
+        epoch_unit = f"{inputs.batches_per_epoch} batches per rank, {k} per step"
+    else:
+        epoch_unit = f"global batch {global_batch}"
     logging.info(
-        "%s; %s steps per epoch at global batch %d",
+        "%s; %s steps per epoch (%s)",
         inputs.description,
         steps_per_epoch if exact else "unknown",
-        global_batch,
+        epoch_unit,
     )
     features = tf.data.make_one_shot_iterator(inputs.dataset).get_next()
 

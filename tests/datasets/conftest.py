@@ -232,16 +232,16 @@ MO_HEADER = (
 )
 
 
-def _write_mo(path, entries, header=MO_HEADER):
+def _write_mo(path, entries, header=MO_HEADER, encoding="utf-8"):
     """Writes a GNU .mo catalog: little-endian magic, revision 0, N, the offsets of the
     msgid and msgstr tables, an empty hash table, then the NUL-terminated strings."""
-    messages = [(b"", header.encode("utf-8"))]
+    messages = [(b"", header.encode(encoding))]
     for msgid, msgstr in entries:
         if isinstance(msgid, tuple):  # plural: "singular\0plural" -> "form0\0form1..."
-            key = "\0".join(msgid).encode("utf-8")
-            value = "\0".join(msgstr).encode("utf-8")
+            key = "\0".join(msgid).encode(encoding)
+            value = "\0".join(msgstr).encode(encoding)
         else:
-            key, value = msgid.encode("utf-8"), msgstr.encode("utf-8")
+            key, value = msgid.encode(encoding), msgstr.encode(encoding)
         messages.append((key, value))
     messages.sort(key=lambda m: m[0])  # msgids in byte order, as msgfmt writes them
     count = len(messages)
@@ -264,7 +264,7 @@ def _write_mo(path, entries, header=MO_HEADER):
 
 @pytest.fixture
 def write_mo():
-    """write_mo(path, entries, header=MO_HEADER) -> path.
+    """write_mo(path, entries, header=MO_HEADER, encoding="utf-8") -> path.
 
     Writes a gettext .mo catalog in GNU's binary format. entries: [(msgid, msgstr)]; a
     msgid may carry a context ("ctx\\x04msgid"); a plural entry is ((singular, plural),

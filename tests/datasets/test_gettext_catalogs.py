@@ -5,6 +5,7 @@ kept pairs are checked word for word, and the splits are checked disjoint by sou
 """
 
 import collections
+import gettext
 import os
 
 import pytest
@@ -171,3 +172,39 @@ def test_splits_are_disjoint_by_source_and_stable(tmp_path, write_mo):
         assert alone[split] == [(source, "x")]
     again = gettext_catalogs.extract_pairs("fr", str(root), dev_fraction=0.1, test_fraction=0.2)
     assert again.splits == found.splits
+
+
+def test_a_legacy_charset_catalog_with_a_non_ascii_header_is_read_in_its_charset(
+    tmp_path, write_mo
+):
+    # Debian's de/m4.mo: ISO-8859-1, "ö" in the header before the charset line, which
+    # Python's gettext decodes as UTF-8 and fails on.
+    header = "Last-Translator: Jörg Müller\nContent-Type: text/plain; charset=ISO-8859-1\n"
+    entries = [
+        ("Invalid range end of the list", "Ungültiges Bereichsende der Liste"),
+        (("One byte was read here", "Many bytes were read here"), ["Ein Byte", "Viele Bytes"]),
+    ]
+    path = write_mo(str(tmp_path / "de" / "LC_MESSAGES" / "m4.mo"), entries, header, "latin-1")
+    with open(path, "rb") as f, pytest.raises(UnicodeDecodeError):
+        gettext.GNUTranslations(f)
+    assert sorted(gettext_catalogs.read_catalog(path), key=str) == sorted(
+        [
+            ("Invalid range end of the list", "Ungültiges Bereichsende der Liste"),
+            (("One byte was read here", 0), "Ein Byte"),
+            (("One byte was read here", 1), "Viele Bytes"),
+        ],
+        key=str,
+    )
+    found = gettext_catalogs.extract_pairs("de", str(tmp_path), dev_fraction=0, test_fraction=0)
+    assert found.unreadable == []
+    assert found.splits["train"] == [
+        ("Invalid range end of the list", "Ungültiges Bereichsende der Liste")
+    ]
+    # A header naming a charset the text is not in still fails, and names the file.
+    bad = write_mo(str(tmp_path / "bad.mo"), [("Grüße an alle hier", "x y z w")], header, "utf-8")
+    with open(bad, "r+b") as f:  # make the UTF-8 text undecodable as ASCII too
+        data = f.read().replace(b"ISO-8859-1", b"ascii\n\n\n\n\n")
+        f.seek(0)
+        f.write(data)
+    with pytest.raises(ValueError, match="bad.mo"):
+        gettext_catalogs.read_catalog(bad)

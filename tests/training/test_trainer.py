@@ -83,6 +83,26 @@ def test_gradient_accumulation_equals_one_step_on_the_whole_batch(tmp_path):
         np.testing.assert_allclose(accumulated[name], whole[name], rtol=1e-5, atol=1e-6)
 
 
+class _TokenBatchedToy(toy_task.ToyRegression):
+    """The toy task announcing its epoch in batches, as token batching does."""
+
+    def build_inputs(self, params, split, is_training, rank, size, batch_size, seed, start_step=0):
+        data = super().build_inputs(params, split, is_training, rank, size, batch_size, seed)
+        return data._replace(batches_per_epoch=7) if is_training else data
+
+
+def test_the_epoch_log_line_counts_batches_when_the_task_does_not_batch_examples(tmp_path, caplog):
+    caplog.set_level("INFO")
+    info = dict(stop_at_step=1, backward_passes_per_step=2, verbosity=0)  # the line is INFO
+    run(tmp_path, "examples", **info)
+    assert "steps per epoch (global batch 16)" in caplog.text  # 8 x 1 rank x 2 passes
+    caplog.clear()
+    run(tmp_path, "tokens", task=_TokenBatchedToy(), **info)
+    # 7 batches per rank, 2 a step: 3 steps; --batch_size (8) is no batch of this task.
+    assert "; 3 steps per epoch (7 batches per rank, 2 per step)" in caplog.text
+    assert "global batch" not in caplog.text
+
+
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
     _, straight, _ = run(tmp_path, "straight", stop_at_step=6)
     run(tmp_path, "resumed", stop_at_step=3)
