@@ -320,3 +320,65 @@ def test_onnx_export_of_the_classifier_runs_like_the_graph(bert_data, bert_param
         task_export.run_onnx(path, padded)["logits"], onnx_out["logits"], rtol=1e-4, atol=1e-5
     )
     assert np.abs(onnx_out["logits"] - onnx_out["logits"][:1]).max() > 0  # inputs matter
+
+
+class ComputeDtypes(tf.train.SessionRunHook):
+    """The dtypes the model's matmuls compute in and its trainable variables are stored in."""
+
+    def begin(self):
+        graph = tf.get_default_graph()
+        self.matmuls = {
+            op.get_attr("T")
+            for op in graph.get_operations()
+            if op.type in ("MatMul", "BatchMatMulV2") and not op.name.startswith("gradients")
+        }
+        self.variables = {v.op.name: v.dtype.base_dtype for v in tf.trainable_variables()}
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("task_name", ["bert_pretraining", "sequence_classification"])
+def test_low_precision_steps_keep_fp32_master_weights_and_learn(
+    bert_data, tmp_path, task_name, precision
+):
+    """fp16 (dynamic loss scale) and bf16: low-precision matmuls, fp32 weights in the graph
+    and the checkpoint, and the held-out loss below a fresh model's."""
+    dtypes = ComputeDtypes()
+    pretraining = task_name == "bert_pretraining"
+    steps = 60 if pretraining else 20
+    result = run(
+        task_name,
+        str(tmp_path / precision),
+        extra_hooks=[dtypes],
+        dataset_dir=bert_data.pretraining if pretraining else bert_data.classification,
+        precision=precision,
+        batch_size=16,
+        stop_at_step=steps,
+        learning_rate=2e-3 if pretraining else 5e-4,
+        dropout_keep_prob=1.0,
+        eval_every_n_steps=steps,
+        eval_batch_size=64,
+        num_readers=1,  # the same batches in every run
+        shuffle_buffer_size=1,
+    )
+    low = tf.float16 if precision == "fp16" else tf.bfloat16
+    assert low in dtypes.matmuls  # the encoder computes in the low precision
+    assert set(dtypes.variables.values()) == {tf.float32}
+    dtype_map = tf.train.load_checkpoint(result["checkpoint"]).get_variable_to_dtype_map()
+    assert {dtype_map[name] for name in dtypes.variables} == {tf.float32}
+    first, last = result["log"][0][1], result["log"][-1][1]
+    assert all(np.isfinite(m["loss"]) for _, m in result["log"])
+    if precision == "fp16":
+        # The dynamic scale is logged and checkpointed; at most a few steps overflow.
+        assert last["loss_scale"] >= 1.0 and last["skipped_steps"] <= 4
+        assert dtype_map["loss_scale/scale"] == tf.float32
+    (step, metrics) = result["eval"][-1]
+    assert step == steps
+    if pretraining:
+        # A fresh model guesses uniformly over the 45 ids (its first loss); the trained
+        # one does better on the held-out split.
+        uniform = np.log(45)
+        assert abs(first["masked_lm_loss"] - uniform) < 0.1
+        assert metrics["masked_lm_loss"] < uniform - 0.05, metrics
+    else:
+        assert abs(first["loss"] - np.log(4)) < 0.15  # 4 labels, a fresh head
+        assert metrics["loss"] < 0.8 * np.log(4), metrics
