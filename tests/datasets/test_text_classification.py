@@ -188,6 +188,8 @@ def test_a_header_is_not_a_class_through_the_dispatcher(tmp_path):
             f"--source={folder}",
             f"--vocab_file={vocab_file}",
             "--max_seq_length=8",
+            "--num_shards=1",
+            "--num_workers=1",
         ]
     )
     with open(os.path.join(dataset_dir, "labels.txt")) as f:
