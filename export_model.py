@@ -12,9 +12,9 @@ preprocessed images; with --with_preprocessing uint8 [batch, height, width, chan
 any size, preprocessed in the graph) and the outputs 'logits' and 'probabilities'.
 --format=saved_model writes a directory with the signature 'serving_default'.
 
-Any other task (--task=NAME, with the flags of its training run) exports a SavedModel of
-its own signature (Task.export_signature: e.g. token ids in, decoded ids out), checked
-the same way on the task's example batch (interchange/task_export.py).
+Any other task (--task=NAME, with the flags of its training run) exports a SavedModel or
+an ONNX model of its own signature (Task.export_signature: e.g. token ids in, decoded ids
+out), checked the same way on the task's example batch (interchange/task_export.py).
 
 After writing, the artefact is run (ONNX Runtime, tf.saved_model.load, or a fresh graph)
 on a random batch of --batch_size images and compared with the TensorFlow graph; the
@@ -85,11 +85,11 @@ trainer.define_task_flag(IMAGES)
 
 
 def export_task_from_flags():
-    """The SavedModel of --task (not image classification) by its own signature."""
-    if FLAGS.format != "saved_model":
+    """The SavedModel or ONNX model of --task (not image classification), by its signature."""
+    if FLAGS.format not in task_export.FORMATS:
         raise ValueError(
-            f"--task={trainer.task_name(IMAGES)} exports --format=saved_model only, got "
-            f"--format={FLAGS.format!r}"
+            f"--task={trainer.task_name(IMAGES)} exports --format="
+            f"{' | '.join(task_export.FORMATS)}, got --format={FLAGS.format!r}"
         )
     checkpoint = export.resolve_checkpoint(FLAGS.checkpoint)
     decay = FLAGS.moving_average_decay or (0.9999 if FLAGS.use_moving_average else None)
@@ -102,6 +102,8 @@ def export_task_from_flags():
         batch_size=FLAGS.batch_size,
         seed=FLAGS.seed,
         tolerance=FLAGS.tolerance,
+        fmt=FLAGS.format,
+        opset=FLAGS.opset,
     )
 
 

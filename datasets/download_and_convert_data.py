@@ -258,6 +258,13 @@ def parse_args(argv):
         help="text_classification: tokens per record, [CLS] and [SEP]s included",
     )
     parser.add_argument(
+        "--tsv_header",
+        default="auto",
+        choices=["auto", "true", "false"],
+        help="text_classification: whether each TSV's first line names the columns; 'auto': "
+        "when its label field is a column name (label, class, ...) no other line has",
+    )
+    parser.add_argument(
         "--ratings_format",
         default="auto",
         choices=["auto", "tab", "colons", "comma"],

@@ -9,7 +9,10 @@ Every `*.tsv` file in --source is a split named after it; train.tsv is required.
 labels are those of train.tsv (ids 0..K-1 in sorted order, numerically when all are
 integers), written to labels.txt; a dev or test label train.tsv lacks is an error, as is
 a line with another number of fields or an empty text or label (each names the file and
-line). Blank lines are skipped. Each example is tokenized with a google vocab.txt as
+line). Blank lines are skipped, and so is a header line (--tsv_header: 'auto' takes the
+first line for one when its label field is a column name such as 'label' or 'class'
+that no other line of the file has as its label; 'true' / 'false' say so). A UTF-8
+byte-order mark (files saved by spreadsheets) is ignored. Each example is tokenized with a google vocab.txt as
 google-research/bert's run_classifier does ([CLS] A [SEP] or [CLS] A [SEP] B [SEP],
 a pair truncated from the end of its longer side) and stored with its features:
 
@@ -54,33 +57,66 @@ def feature_spec(max_seq_length=DEFAULT_MAX_SEQ_LENGTH):
     }
 
 
-def read_tsv(path):
+#: Label-column names a header line has in its last field (compared lower-cased).
+HEADER_LABEL_NAMES = (
+    "label",
+    "labels",
+    "label_id",
+    "class",
+    "category",
+    "target",
+    "y",
+    "gold_label",
+    "sentiment",
+)
+HEADER_CHOICES = ("auto", "true", "false")
+
+
+def _is_header(lines, header):
+    """Whether the first (line number, line) of a file is a header, by --tsv_header."""
+    header = str(header).lower()
+    if header not in HEADER_CHOICES:
+        raise ValueError(f"--tsv_header={header!r}; expected one of: {', '.join(HEADER_CHOICES)}")
+    if header != "auto" or not lines:
+        return header == "true" and bool(lines)
+    label = lines[0][1].split("\t")[-1].strip()
+    others = {line.split("\t")[-1].strip() for _, line in lines[1:]}
+    return label.lower() in HEADER_LABEL_NAMES and label not in others
+
+
+def read_tsv(path, header="auto"):
     """Reads one split: [(text_a, text_b or None, label string, line number)].
+
+    Args:
+      path: the TSV file.
+      header: 'auto', 'true' or 'false': whether the first line names the columns (see
+        the module docstring).
 
     Raises:
       ValueError: a line without 2 or 3 tab-separated fields, or with an empty text or
         label (names the file and line).
     """
     examples = []
-    with open(path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) not in (2, 3):
-                raise ValueError(
-                    f"{path}:{line_number}: expected 'text<TAB>label' or "
-                    f"'text<TAB>text_b<TAB>label', got {len(fields)} tab-separated field(s): "
-                    f"{line[:80]!r}"
-                )
-            label = fields[-1].strip()
-            texts = [t.strip() for t in fields[:-1]]
-            if not label:
-                raise ValueError(f"{path}:{line_number}: empty label")
-            if not all(texts):
-                raise ValueError(f"{path}:{line_number}: empty text field")
-            examples.append((texts[0], texts[1] if len(texts) == 2 else None, label, line_number))
+    with open(path, encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not text
+        lines = [(n, line.rstrip("\r\n")) for n, line in enumerate(f, start=1)]
+    lines = [(n, line) for n, line in lines if line.strip()]
+    if _is_header(lines, header):
+        lines = lines[1:]
+    for line_number, line in lines:
+        fields = line.split("\t")
+        if len(fields) not in (2, 3):
+            raise ValueError(
+                f"{path}:{line_number}: expected 'text<TAB>label' or "
+                f"'text<TAB>text_b<TAB>label', got {len(fields)} tab-separated field(s): "
+                f"{line[:80]!r}"
+            )
+        label = fields[-1].strip()
+        texts = [t.strip() for t in fields[:-1]]
+        if not label:
+            raise ValueError(f"{path}:{line_number}: empty label")
+        if not all(texts):
+            raise ValueError(f"{path}:{line_number}: empty text field")
+        examples.append((texts[0], texts[1] if len(texts) == 2 else None, label, line_number))
     return examples
 
 
@@ -165,6 +201,7 @@ def convert(
     num_shards=DEFAULT_NUM_SHARDS,
     num_workers=2,
     overwrite=False,
+    tsv_header="auto",
     **_,
 ):
     """Converts the TSV splits of `source` into dataset_dir as 'text_classification' records.
@@ -186,7 +223,7 @@ def convert(
         raise ValueError(f"max_seq_length must be >= 3 ([CLS] A [SEP]), got {max_seq_length}")
     tokenizer = bert_tokenization.FullTokenizer(vocab_file, do_lower_case=do_lower_case)
     files = list_split_files(source)
-    examples = {split: read_tsv(path) for split, path in files.items()}
+    examples = {split: read_tsv(path, tsv_header) for split, path in files.items()}
     if not examples["train"]:
         raise ValueError(f"{files['train']} holds no example (expected text<TAB>label lines)")
     names = sorted_labels(example[2] for example in examples["train"])

@@ -390,12 +390,19 @@ def freeze(session, inference_graph):
 
 
 # ------------------------------------------------------------------------- writers
-def graph_def_to_onnx(graph_def, opset=DEFAULT_OPSET, model_name="tfzoo"):
+def graph_def_to_onnx(
+    graph_def,
+    opset=DEFAULT_OPSET,
+    model_name="tfzoo",
+    input_names=(INPUT_NAME,),
+    output_names=OUTPUT_NAMES,
+):
     """Converts a frozen inference GraphDef (named input / outputs) to an onnx.ModelProto.
 
-    The ONNX graph has an input called 'input' and outputs 'logits' and 'probabilities';
-    its weights are initializers named after the TensorFlow variables. An op that tf2onnx
-    cannot convert raises instead of being left in the model.
+    The ONNX graph's inputs and outputs are named after the GraphDef's nodes
+    `input_names` and `output_names` (an image classifier's: 'input', 'logits' and
+    'probabilities'); its weights are initializers named after the TensorFlow variables.
+    An op that tf2onnx cannot convert raises instead of being left in the model.
 
     tf2onnx copies every constant's data several times per rewrite pass, which takes
     minutes for a 100M-parameter net, so the weights go round it: they enter tf2onnx as
@@ -411,11 +418,11 @@ def graph_def_to_onnx(graph_def, opset=DEFAULT_OPSET, model_name="tfzoo"):
     from tf2onnx import optimizer as onnx_optimizer
     from tf2onnx import tf_loader, tfonnx
 
-    graph_def, weights = _weights_to_placeholders(graph_def)
+    graph_def, weights = _weights_to_placeholders(graph_def, (*input_names, *output_names))
     weight_inputs = [f"{name}:0" for name in weights]
-    inputs = [f"{INPUT_NAME}:0", *weight_inputs]
-    outputs = [f"{name}:0" for name in OUTPUT_NAMES]
-    renames = {f"{name}:0": name for name in (INPUT_NAME, *OUTPUT_NAMES, *weights)}
+    inputs = [*(f"{name}:0" for name in input_names), *weight_inputs]
+    outputs = [f"{name}:0" for name in output_names]
+    renames = {f"{name}:0": name for name in (*input_names, *output_names, *weights)}
     if any(node.op == "LoopCond" for node in graph_def.node):
         # grappler exports the default graph's collections too: run it under an empty graph.
         with tf.Graph().as_default():
@@ -445,11 +452,12 @@ def graph_def_to_onnx(graph_def, opset=DEFAULT_OPSET, model_name="tfzoo"):
     return model
 
 
-def _weights_to_placeholders(graph_def):
+def _weights_to_placeholders(graph_def, protected=(INPUT_NAME, *OUTPUT_NAMES)):
     """A copy of graph_def whose weight constants are placeholders, and {name: value}.
 
     Weights are the floating-point constants of rank >= 2 (convolution kernels, matrices);
-    rank-0/1 constants (biases, batch-norm parameters, shapes, scalars) stay constants.
+    rank-0/1 constants (biases, batch-norm parameters, shapes, scalars) and the nodes
+    named in `protected` (the model's inputs and outputs) stay as they are.
     """
     from tensorflow.python.framework import tensor_util
 
@@ -464,7 +472,7 @@ def _weights_to_placeholders(graph_def):
             tensor is not None
             and tf.as_dtype(tensor.dtype).is_floating
             and len(shape) >= 2
-            and node.name not in (INPUT_NAME, *OUTPUT_NAMES)
+            and node.name not in protected
         ):
             weights[node.name] = tensor_util.MakeNdarray(tensor)
             placeholder = stripped.node.add(name=node.name, op="Placeholder", device=node.device)

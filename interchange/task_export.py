@@ -9,6 +9,13 @@ the live graph: floating outputs must agree to `tolerance` relative to their lar
 magnitude, integer outputs (decoded ids, predicted classes) exactly.
 
     python export_model.py --task=NAME --checkpoint=TRAIN_DIR --format=saved_model --output=DIR
+    python export_model.py --task=NAME --checkpoint=TRAIN_DIR --format=onnx --output=FILE.onnx
+
+ONNX: the graph is frozen (variables become constants), each output is an Identity named
+after its signature key, and tf2onnx converts it (interchange/export.py's converter,
+which keeps the weights out of tf2onnx's passes); the ONNX inputs are the placeholders'
+names, which the tasks give their keys (BERT: input_ids, input_mask, segment_ids). The
+model is then run in ONNX Runtime on the same example batch, by the same rule.
 
 Image classification keeps its richer exporter (interchange/export.py: frozen graph,
 ONNX, in-graph preprocessing); any other task goes through `export_task`.
@@ -20,7 +27,7 @@ from interchange import export
 from slim_compat import tf
 from training import checkpoints, distributed
 
-FORMATS = ("saved_model",)
+FORMATS = ("saved_model", "onnx")
 
 
 def _restore(session, checkpoint, moving_average_decay):
@@ -48,6 +55,64 @@ def _write(session, signature, export_dir):
         strip_default_attrs=True,
     )
     builder.save()
+
+
+def _named_outputs(signature):
+    """{key: an Identity of the output named `key`}: the names the ONNX outputs get."""
+    named = {}
+    for key, tensor in signature.outputs.items():
+        out = tf.identity(tensor, name=key)
+        if out.op.name != key:
+            raise ValueError(
+                f"Could not name the output {key!r} for ONNX: the graph already has an op "
+                f"called {key!r}"
+            )
+        named[key] = out
+    return named
+
+
+def _input_names(signature):
+    """{key: the placeholder's op name}: the names of the ONNX model's inputs."""
+    names = {}
+    for key, tensor in signature.inputs.items():
+        if tensor.op.type != "Placeholder":
+            raise ValueError(
+                f"Input {key!r} is a {tensor.op.type} op, not a placeholder: ONNX export "
+                "needs the signature's inputs to be placeholders"
+            )
+        names[key] = tensor.op.name
+    return names
+
+
+def _write_onnx(session, signature, path, opset, model_name):
+    """Freezes the session's graph down to the signature and writes it as ONNX."""
+    outputs = _named_outputs(signature)
+    inputs = _input_names(signature)
+    graph_def = tf.graph_util.remove_training_nodes(
+        session.graph.as_graph_def(), protected_nodes=[*inputs.values(), *outputs]
+    )
+    graph_def = tf.graph_util.convert_variables_to_constants(session, graph_def, list(outputs))
+    try:
+        model = export.graph_def_to_onnx(
+            graph_def, opset, model_name, tuple(inputs.values()), tuple(outputs)
+        )
+    except Exception as e:  # tf2onnx raises many types; say which model and opset failed
+        raise ValueError(
+            f"tf2onnx could not convert {model_name!r} at opset {opset}: {type(e).__name__}: {e}"
+        ) from e
+    export.write_onnx(model, path)
+    return inputs
+
+
+def run_onnx(path, feeds, input_names=None):
+    """The outputs dict of an ONNX model in ONNX Runtime; input_names: {key: ONNX name}."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    input_names = input_names or {k: k for k in feeds}
+    names = [o.name for o in session.get_outputs()]
+    values = session.run(names, {input_names[k]: v for k, v in feeds.items()})
+    return dict(zip(names, values))
 
 
 def run_saved_model(export_dir, feeds):
@@ -90,8 +155,18 @@ def compare(reference, exported, tolerance):
 
 
 def export_task(task, params, checkpoint, output, moving_average_decay=None, batch_size=2,
-                seed=0, tolerance=export.DEFAULT_TOLERANCE):  # fmt: skip
-    """Builds, restores, writes and checks the SavedModel of `task`; returns the report."""
+                seed=0, tolerance=export.DEFAULT_TOLERANCE, fmt="saved_model",
+                opset=export.DEFAULT_OPSET):  # fmt: skip
+    """Builds, restores, writes and checks the `fmt` export of `task`; returns the report.
+
+    Args:
+        fmt: one of FORMATS: a SavedModel directory or an ONNX file.
+        opset: the ONNX opset of fmt='onnx'.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(
+            f"Task {task.name!r} exports as one of: {', '.join(FORMATS)}; got format {fmt!r}"
+        )
     graph = tf.Graph()
     graph.seed = seed
     with graph.as_default():
@@ -105,10 +180,18 @@ def export_task(task, params, checkpoint, output, moving_average_decay=None, bat
             reference = session.run(
                 signature.outputs, {signature.inputs[k]: v for k, v in feeds.items()}
             )
-            _write(session, signature, output)
-    differences = compare(reference, run_saved_model(output, feeds), tolerance)
+            if fmt == "onnx":
+                names = _write_onnx(session, signature, output, opset, task.name)
+            else:
+                _write(session, signature, output)
+    if fmt == "onnx":
+        exported = run_onnx(output, feeds, names)
+    else:
+        exported = run_saved_model(output, feeds)
+    differences = compare(reference, exported, tolerance)
     return {
-        "format": "saved_model",
+        "format": fmt,
+        "opset": opset if fmt == "onnx" else None,
         "output": output,
         "task": task.name,
         "inputs": {k: [str(v.dtype.name), v.shape.as_list()] for k, v in signature.inputs.items()},

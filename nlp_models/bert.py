@@ -85,7 +85,8 @@ def _config(layers, hidden, heads=None):
     )
 
 
-#: THE map from BERT name to its configuration (vocab_size is replaced by the data's).
+#: The named BERT sizes (vocab_size is replaced by the data's). nlp_models/models_factory.py
+#: lists each as an entry of THE map of text models (family 'bert'), which the tasks read.
 BERT_CONFIGS = {
     "bert_tiny": _config(2, 128),
     "bert_mini": _config(4, 256),
@@ -158,28 +159,27 @@ def config_from_json_file(path):
 
 
 def get_config(name=None, config_file=None, vocab_size=None):
-    """The BertConfig of a named size or of a bert_config.json.
+    """The BertConfig of a named size or of a bert_config.json, through THE factory map.
 
     Args:
-        name: a key of BERT_CONFIGS (used when config_file is None).
+        name: a 'bert' model of nlp_models/models_factory.py (used when config_file is None).
         config_file: a google bert_config.json; its vocab_size is kept.
         vocab_size: the vocabulary of a named config (default: google's 30522).
 
     Raises:
         ValueError: an unknown name (lists the valid ones) or a bad config file.
     """
+    from nlp_models import models_factory  # it imports this module
+
     if config_file:
-        return config_from_json_file(config_file)
-    if name not in BERT_CONFIGS:
-        raise ValueError(
-            f"Unknown BERT model {name!r}; expected one of: {', '.join(BERT_CONFIGS)} "
-            "(or a google bert_config.json)"
-        )
-    config = BERT_CONFIGS[name]
-    if vocab_size is not None:
-        config = config._replace(vocab_size=int(vocab_size))
-    check_config(config, f"BERT model {name!r}")
-    return config
+        return models_factory.config_from_file(config_file, "bert")
+    overrides = {} if vocab_size is None else {"vocab_size": int(vocab_size)}
+    try:
+        return models_factory.get_config(name, family="bert", **overrides)
+    except ValueError as e:
+        if name in models_factory.names("bert"):
+            raise
+        raise ValueError(f"{e} (or a google bert_config.json)") from None
 
 
 def gelu(x):
@@ -472,8 +472,10 @@ def main(argv=None):
     parser.add_argument("--vocab_size", type=int, default=DEFAULT_VOCAB_SIZE)
     args = parser.parse_args(argv)
     if args.list:
-        for name, config in BERT_CONFIGS.items():
-            config = config._replace(vocab_size=args.vocab_size)
+        from nlp_models import models_factory
+
+        for name in models_factory.names("bert"):
+            config = models_factory.get_config(name, "bert", vocab_size=args.vocab_size)
             print(
                 f"{name:12s} L{config.num_hidden_layers:<3d} H{config.hidden_size:<5d} "
                 f"A{config.num_attention_heads:<3d} I{config.intermediate_size:<5d} "

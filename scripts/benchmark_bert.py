@@ -10,7 +10,9 @@ weights), compiled with AdamW and the masked-LM cross-entropy weighted by the sa
 masked_lm_weights, trained with model.fit. Reported: sequences per second (median over
 --repeats timed blocks, min-max), ms per step, training FLOPs per sequence (matmuls,
 nlp_models.bert.pretraining_flops_per_example) and the FLOPs utilisation (MFU) against the
-matmul rate measured in the same run.
+matmul rate measured in the same run. Then the ceiling: each matmul shape of the step
+(forward and backward, training_matmul_shapes) timed alone, whose FLOP-weighted rate over
+the NxN rate is the MFU of a step that did nothing but its matmuls.
 
 The peer has no next-sentence head (BertMaskedLM is the masked LM only); tfzoo's step
 also trains NSP, which adds 2H FLOPs per sequence, nothing measurable.
@@ -95,6 +97,97 @@ def run_matmul_worker(cfg):
         rates[name] = 2.0 * n**3 / statistics.median(times) / 1e9
     image_benchmark._write_json(
         cfg["result_file"], {"cpu": image_benchmark._cpu_name(), "matmul_gflops": rates}
+    )
+
+
+def training_matmul_shapes(config, batch_size, seq_length, predictions):
+    """The matmuls of one pretraining step: [(name, batch, m, k, n, count)], forward and
+    backward, C[batch, m, n] = A[batch, m, k] B[batch, k, n] (2 FLOPs per multiply-add).
+
+    Per layer: Q, K, V and the attention output (H x H), the feed-forward (H x I, I x H),
+    the scores and the context (per head); then the MLM head (its transform and the
+    tied H x V output). Each forward matmul X W has two backward ones: dX = dY W^T and
+    dW = X^T dY. Their FLOPs add up to nlp_models.bert.pretraining_flops_per_example
+    (minus the pooler and NSP head, 0.01%).
+    """
+    h, i, v = config.hidden_size, config.intermediate_size, config.vocab_size
+    heads = config.num_attention_heads
+    tokens, layers = batch_size * seq_length, config.num_hidden_layers
+    rows = batch_size * predictions
+    forward = [
+        ("qkv+output (X W, H x H)", 1, tokens, h, h, 4 * layers),
+        ("ffn in (X W, H x I)", 1, tokens, h, i, layers),
+        ("ffn out (X W, I x H)", 1, tokens, i, h, layers),
+        ("mlm transform (H x H)", 1, rows, h, h, 1),
+        ("mlm output (H x V, tied)", 1, rows, h, v, 1),
+    ]
+    shapes = []
+    for name, _, m, k, n, count in forward:
+        shapes += [
+            (name, 1, m, k, n, count),
+            (name + " dX", 1, m, n, k, count),
+            (name + " dW", 1, k, m, n, count),
+        ]
+    b, s, d = batch_size * heads, seq_length, h // heads
+    # scores S = Q K^T ([s, d] x [d, s]): dQ = dS K, dK = dS^T Q ([s, s] x [s, d]);
+    # context C = P V ([s, s] x [s, d]): dP = dC V^T ([s, d] x [d, s]), dV = P^T dC.
+    shapes += [
+        ("attention scores", b, s, d, s, layers),
+        ("attention scores dQ, dK", b, s, s, d, 2 * layers),
+        ("attention context", b, s, s, d, layers),
+        ("attention context dP", b, s, d, s, layers),
+        ("attention context dV", b, s, s, d, layers),
+    ]
+    return shapes
+
+
+def run_shapes_worker(cfg):
+    """Times each matmul shape of a pretraining step alone: the rate of the model's own
+    matmuls, against which no implementation of this model can beat its MFU ceiling."""
+    from nlp_models import bert
+    from slim_compat import tf
+    from training import precision
+
+    tf.disable_eager_execution()
+    config = bert.get_config(cfg["model"])
+    dtype = precision.PRECISIONS[cfg["precision"]]
+    rows, total_flops, total_seconds = [], 0.0, 0.0
+    shapes = training_matmul_shapes(
+        config, cfg["batch_size"], cfg["seq_length"], cfg["predictions"]
+    )
+    for name, batch, m, k, n, count in shapes:
+        with tf.Graph().as_default():
+            shape_a = [batch, m, k] if batch > 1 else [m, k]
+            shape_b = [batch, k, n] if batch > 1 else [k, n]
+            a = tf.Variable(tf.cast(tf.random.stateless_uniform(shape_a, seed=[0, 1]), dtype))
+            b = tf.Variable(tf.cast(tf.random.stateless_uniform(shape_b, seed=[0, 2]), dtype))
+            # A tiny reduction makes the product be computed without fetching it.
+            product = tf.reduce_sum(tf.cast(tf.matmul(a, b)[..., :1, :1], tf.float32))
+            with tf.Session() as sess:
+                sess.run(tf.global_variables_initializer())
+                sess.run(product)
+                times = []
+                deadline = time.perf_counter() + cfg["shape_seconds"]
+                while len(times) < 3 or time.perf_counter() < deadline:
+                    start = time.perf_counter()
+                    sess.run(product)
+                    times.append(time.perf_counter() - start)
+        seconds = statistics.median(times)
+        flops = 2.0 * batch * m * k * n
+        total_flops += flops * count
+        total_seconds += seconds * count
+        rows.append(
+            {"name": name, "shape": [batch, m, k, n], "count": count,
+             "gflops": flops / seconds / 1e9}
+        )  # fmt: skip
+    image_benchmark._write_json(
+        cfg["result_file"],
+        {
+            "shapes": rows,
+            "step_matmul_seconds": total_seconds,
+            "step_matmul_gflop": total_flops / 1e9,
+            "model_matmul_gflops": total_flops / total_seconds / 1e9,
+        },
     )
 
 
@@ -250,7 +343,12 @@ def run_keras_worker(cfg):
     image_benchmark._write_json(cfg["result_file"], result)
 
 
-WORKERS = {"matmul": run_matmul_worker, "tfzoo": run_tfzoo_worker, "keras": run_keras_worker}
+WORKERS = {
+    "matmul": run_matmul_worker,
+    "shapes": run_shapes_worker,
+    "tfzoo": run_tfzoo_worker,
+    "keras": run_keras_worker,
+}
 
 
 # ------------------------------------------------------------------------------------ driver
@@ -312,6 +410,24 @@ def report_rows(args, report):
             f"{result['images_per_sec']:.2f} ({result['images_per_sec_min']:.2f}-"
             f"{result['images_per_sec_max']:.2f}) | {result['ms_per_step']:.0f} | {mfu:.0%} |"
         )
+    shapes = report.get("shapes") or {}
+    if "model_matmul_gflops" in shapes and rate:
+        own = shapes["model_matmul_gflops"]
+        result = report.get("tfzoo") or {}
+        lines += [
+            "",
+            f"the step's own matmul shapes, each timed alone: {own:.0f} GFLOP/s = "
+            f"{own / rate:.0%} of the {args.matmul_size}^2 rate, so {own / rate:.0%} is the "
+            f"MFU of a step that only ran its matmuls ({shapes['step_matmul_seconds']:.2f} s "
+            f"of matmuls per step of {args.batch_size})",
+        ]
+        if "ms_per_step" in result:
+            share = shapes["step_matmul_seconds"] / (result["ms_per_step"] / 1000.0)
+            lines.append(
+                f"tfzoo's step: {share:.0%} of its time is what its matmuls alone take; "
+                "the rest is the element-wise work (layer norms, GELU, softmax, dropout, "
+                "the optimizer) and what is not overlapped"
+            )
     if "error" not in report.get("tfzoo", {"error": 1}) and "error" not in report.get(
         "keras", {"error": 1}
     ):
@@ -333,6 +449,12 @@ def parse_args(argv):
     parser.add_argument("--repeats", type=int, default=3, help="timed blocks per run")
     parser.add_argument("--matmul_size", type=int, default=2048, help="N of the NxN matmul")
     parser.add_argument("--matmul_seconds", type=float, default=10.0, help="matmul timing")
+    parser.add_argument(
+        "--shape_seconds", type=float, default=2.0, help="timing of each of the step's matmuls"
+    )
+    parser.add_argument(
+        "--no_shapes", action="store_true", help="skip timing the step's own matmul shapes"
+    )
     parser.add_argument("--no_peer", action="store_true", help="skip the Keras peer")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per worker")
     parser.add_argument("--output_json", default=None, help="write the report here too")
@@ -360,12 +482,14 @@ def main(argv=None):
             "repeats",
             "matmul_size",
             "matmul_seconds",
+            "shape_seconds",
         )
     }
     cfg["precisions"] = sorted({"fp32", args.precision})
     launcher = image_benchmark.Launcher(tempfile.mkdtemp(prefix="tfzoo_bert_bench_"), args.timeout)
     report = {"args": vars(args)}
-    kinds = ["matmul", "tfzoo"] + ([] if args.no_peer else ["keras", "matmul_after"])
+    kinds = ["matmul"] + ([] if args.no_shapes else ["shapes"]) + ["tfzoo"]
+    kinds += [] if args.no_peer else ["keras", "matmul_after"]
     for kind in kinds:
         print(f"{kind} ...", file=sys.stderr, flush=True)
         worker = "matmul" if kind.startswith("matmul") else kind

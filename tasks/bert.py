@@ -39,7 +39,7 @@ from absl import flags as absl_flags
 
 from datasets import create_pretraining_data, dataset_factory
 from datasets import download_and_convert_text_classification as text_classification
-from nlp_models import bert
+from nlp_models import bert, models_factory
 from slim_compat import tf
 from training import checkpoints, input_pipeline
 from training.task import ExportSignature, InputData, Losses, Task, register_task
@@ -168,10 +168,11 @@ class _BertTask(Task):
     def bert_config(self, params, vocab_size=None):
         """The BertConfig of --bert_config_file or --model_name, dropout from the flags."""
         config_file = getattr(params, "bert_config_file", None)
-        if not config_file and params.model_name not in bert.BERT_CONFIGS:
+        if not config_file and params.model_name not in models_factory.names("bert"):
             raise ValueError(
-                f"--model_name={params.model_name!r} is not a BERT; expected one of: "
-                f"{', '.join(bert.BERT_CONFIGS)}, or give --bert_config_file"
+                f"--model_name={params.model_name!r} is not a BERT of "
+                f"nlp_models/models_factory.py; expected one of: "
+                f"{', '.join(models_factory.names('bert'))}, or give --bert_config_file"
             )
         config = bert.get_config(params.model_name, config_file, vocab_size)
         if config_file and vocab_size is not None and vocab_size > config.vocab_size:

@@ -186,7 +186,10 @@ class TranslationTask(Task):
         split = self._split(params, params.dataset_split_name)
         vocab_size = _tokenizer(split.spm_model_path).vocab_size
         return models_factory.get_config(
-            params.model_name, vocab_size=vocab_size, **parse_hparams(params.model_hparams)
+            params.model_name,
+            "translation",  # the map holds BERTs too
+            vocab_size=vocab_size,
+            **parse_hparams(params.model_hparams),
         )
 
     def build_inputs(self, params, split, is_training, rank, size, batch_size, seed, start_step=0):

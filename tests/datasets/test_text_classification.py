@@ -155,3 +155,44 @@ def test_missing_inputs(tmp_path, source):
     bad_vocab = _write(str(tmp_path), "bad_vocab.txt", "[PAD]\n[UNK]\nthe\n")
     with pytest.raises(ValueError, match=r"bad_vocab.txt lacks .*\[CLS\], \[SEP\], \[MASK\]"):
         tc.convert(str(tmp_path / "out"), folder, bad_vocab)
+
+
+def test_header_lines_and_byte_order_marks(tmp_path):
+    """GLUE-style files: a header row names the columns, a spreadsheet's BOM starts the file."""
+    header = "sentence\tlabel\n"
+    train = _write(str(tmp_path), "train.tsv", "\ufeff" + header + "the cat\tpos\na dog\tneg\n")
+    rows = tc.read_tsv(train)
+    assert [(a, label) for a, _, label, _ in rows] == [("the cat", "pos"), ("a dog", "neg")]
+    assert [n for *_, n in rows] == [2, 3]  # line numbers still count the header
+    # 'auto' keeps a first line whose label is a real one: another line has it too ...
+    same = _write(str(tmp_path), "same.tsv", "the cat\tlabel\na dog\tlabel\n")
+    assert len(tc.read_tsv(same)) == 2
+    # ... or it is not a column name; 'false' keeps a header-like line, 'true' drops any.
+    plain = _write(str(tmp_path), "plain.tsv", "the cat\tpos\na dog\tneg\n")
+    assert len(tc.read_tsv(plain)) == 2 and len(tc.read_tsv(plain, "true")) == 1
+    assert len(tc.read_tsv(train, "false")) == 3
+    with pytest.raises(ValueError, match="--tsv_header='maybe'; expected one of: auto, true"):
+        tc.read_tsv(train, "maybe")
+
+
+def test_a_header_is_not_a_class_through_the_dispatcher(tmp_path):
+    folder = str(tmp_path / "source")
+    _write(folder, "train.tsv", "text\tlabel\nthe cat sat\tanimal-2\n, .\tpunct\n")
+    _write(folder, "dev.tsv", "text\tlabel\na dog\tanimal-2\n")
+    vocab_file = _write(str(tmp_path), "vocab.txt", "".join(t + "\n" for t in VOCAB))
+    dataset_dir = str(tmp_path / "records")
+    download_and_convert_data.main(
+        [
+            "--dataset_name=text_classification",
+            f"--dataset_dir={dataset_dir}",
+            f"--source={folder}",
+            f"--vocab_file={vocab_file}",
+            "--max_seq_length=8",
+            "--num_shards=1",
+            "--num_workers=1",
+        ]
+    )
+    with open(os.path.join(dataset_dir, "labels.txt")) as f:
+        assert f.read().split() == ["0:animal-2", "1:punct"]
+    assert [r["label_ids"] for r in _records(dataset_dir, "dev")] == [[0]]
+    assert _records(dataset_dir, "dev")[0]["input_ids"][:4] == _ids("[CLS]", "a", "dog", "[SEP]")

@@ -143,6 +143,32 @@ def test_named_sizes_are_the_published_ones():
     assert all(c.max_position_embeddings == 512 for c in bert.BERT_CONFIGS.values())
 
 
+def test_the_text_models_factory_lists_every_bert():
+    """One map: models_factory holds each named BERT (builder, config, family 'bert') beside
+    the Transformers, and bert.get_config / the tasks read it."""
+    from nlp_models import models_factory
+
+    assert models_factory.names("bert") == list(bert.BERT_CONFIGS)
+    assert set(models_factory.names("translation")) >= {"transformer_tiny", "transformer_base"}
+    assert not set(models_factory.names("bert")) & set(models_factory.names("translation"))
+    for name in models_factory.names("bert"):
+        entry = models_factory.MODELS[name]
+        assert entry.builder is bert.BertModel and entry.config == bert.BERT_CONFIGS[name]
+    base = models_factory.get_config("bert_base", "bert", vocab_size=8000)
+    assert base == bert.get_config("bert_base", vocab_size=8000)
+    assert (base.vocab_size, base.hidden_size, base.num_hidden_layers) == (8000, 768, 12)
+    with pytest.raises(ValueError, match=r"Unknown bert model 'transformer_base'.*bert_tiny"):
+        models_factory.get_config("transformer_base", "bert")
+    with pytest.raises(ValueError, match=r"Unknown translation model 'bert_tiny'.*transformer"):
+        models_factory.get_config("bert_tiny", "translation")
+    with pytest.raises(ValueError, match=r"hidden_sise.*hidden_size"):
+        models_factory.get_config("bert_tiny", hidden_sise=3)
+    with pytest.raises(ValueError, match="num_attention_heads"):
+        models_factory.get_config("bert_tiny", num_attention_heads=3)
+    with pytest.raises(ValueError, match="has no config file; families that do: bert"):
+        models_factory.config_from_file("x.json", "translation")
+
+
 def test_unknown_name_lists_the_valid_ones():
     with pytest.raises(ValueError, match="bert_hueg.*bert_tiny.*bert_large"):
         bert.get_config("bert_hueg")

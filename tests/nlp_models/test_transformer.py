@@ -227,12 +227,14 @@ def test_options_build_train_and_keep_their_tables(graph, overrides):
 def test_configs_match_the_published_sizes(graph):
     sizes = {
         name: (c.hidden_size, c.filter_size, c.num_layers, c.num_heads, c.dropout)
-        for name, c in ((n, models_factory.get_config(n)) for n in models_factory.names())
+        for name, c in (
+            (n, models_factory.get_config(n)) for n in models_factory.names("translation")
+        )
     }
     assert sizes["transformer_base"] == (512, 2048, 6, 8, 0.1)
     assert sizes["transformer_big"] == (1024, 4096, 6, 16, 0.3)
     assert sizes["hetu"] == (512, 2048, 6, 8, 0.3)
-    for name in models_factory.names():
+    for name in models_factory.names("translation"):
         config = models_factory.get_config(name)
         assert config.layer_norm_epsilon == 1e-8 and config.label_smoothing == 0.1
         assert not config.pre_layer_norm and config.embedding_sharing == "all"

@@ -1,5 +1,5 @@
 """The BERT tasks through the shared trainer: two-phase pretraining, --init_checkpoint,
-accumulation, 2 ranks == 1 process with the double batch, and the SavedModel export."""
+accumulation, 2 ranks == 1 process with the double batch, and the SavedModel / ONNX export."""
 
 import json
 import os
@@ -239,7 +239,8 @@ def test_mpirun_two_ranks_equal_one_process_with_the_double_batch(write_bert_dat
 
 
 @pytest.mark.slow
-def test_export_saved_model_of_the_classifier_with_parity(bert_data, tmp_path):
+@pytest.mark.parametrize("fmt", ["saved_model", "onnx"])
+def test_export_of_the_classifier_with_parity(bert_data, tmp_path, fmt):
     result = run(
         "sequence_classification",
         str(tmp_path / "cls"),
@@ -247,7 +248,7 @@ def test_export_saved_model_of_the_classifier_with_parity(bert_data, tmp_path):
         batch_size=8,
         stop_at_step=2,
     )
-    out = tmp_path / "export"
+    out = tmp_path / ("cls.onnx" if fmt == "onnx" else "export")
     proc = subprocess.run(
         [
             sys.executable,
@@ -256,7 +257,7 @@ def test_export_saved_model_of_the_classifier_with_parity(bert_data, tmp_path):
             "--model_name=bert_tiny",
             f"--dataset_dir={bert_data.classification}",
             f"--checkpoint={result['checkpoint']}",
-            "--format=saved_model",
+            f"--format={fmt}",
             f"--output={out}",
         ],
         cwd=ROOT,
@@ -267,6 +268,117 @@ def test_export_saved_model_of_the_classifier_with_parity(bert_data, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["format"] == fmt and os.path.exists(out)
     assert set(report["inputs"]) == {"input_ids", "input_mask", "segment_ids"}
     assert {"logits", "probabilities"} <= set(report["outputs"])
     assert report["max_abs_diff"]["logits"] < 1e-4
+
+
+def test_onnx_export_of_the_classifier_runs_like_the_graph(bert_data, bert_params, tmp_path):
+    """The encoder + classifier head as ONNX: named int inputs, logits and probabilities,
+    parity with TensorFlow in ONNX Runtime, and the padding mask honoured."""
+    import onnx
+
+    from interchange import task_export
+
+    result = run(
+        "sequence_classification",
+        str(tmp_path / "cls"),
+        dataset_dir=bert_data.classification,
+        batch_size=8,
+        stop_at_step=2,
+    )
+    task = task_lib.get_task("sequence_classification", "nlp")
+    params = bert_params(dataset_dir=bert_data.classification)
+    path = str(tmp_path / "cls.onnx")
+    report = task_export.export_task(
+        task, params, result["checkpoint"], path, batch_size=3, fmt="onnx"
+    )
+    assert report["format"] == "onnx"
+    assert report["max_abs_diff"]["logits"] < 1e-4
+    model = onnx.load(path)
+    assert [i.name for i in model.graph.input] == ["input_ids", "input_mask", "segment_ids"]
+    assert {i.type.tensor_type.elem_type for i in model.graph.input} == {onnx.TensorProto.INT32}
+    assert [o.name for o in model.graph.output] == ["logits", "probabilities"]
+    # The trained head is in the file: the SavedModel of the same checkpoint agrees on a
+    # new batch, and padding (input_mask 0) does not change a sequence's logits.
+    rng = np.random.default_rng(7)
+    mask = (np.arange(16)[None] < np.array([[16], [9], [4], [12]])).astype(np.int32)
+    feeds = {
+        "input_ids": rng.integers(5, 45, (4, 16)).astype(np.int32) * mask,
+        "input_mask": mask,
+        "segment_ids": (np.arange(16)[None] >= 3).astype(np.int32) * mask,
+    }
+    saved = str(tmp_path / "saved")
+    task_export.export_task(task, params, result["checkpoint"], saved, batch_size=2)
+    onnx_out = task_export.run_onnx(path, feeds)
+    tf_out = task_export.run_saved_model(saved, feeds)
+    np.testing.assert_allclose(onnx_out["logits"], tf_out["logits"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(onnx_out["probabilities"].sum(-1), 1.0, rtol=1e-5)
+    padded = dict(feeds, input_ids=np.where(feeds["input_mask"] > 0, feeds["input_ids"], 7))
+    np.testing.assert_allclose(
+        task_export.run_onnx(path, padded)["logits"], onnx_out["logits"], rtol=1e-4, atol=1e-5
+    )
+    assert np.abs(onnx_out["logits"] - onnx_out["logits"][:1]).max() > 0  # inputs matter
+
+
+class ComputeDtypes(tf.train.SessionRunHook):
+    """The dtypes the model's matmuls compute in and its trainable variables are stored in."""
+
+    def begin(self):
+        graph = tf.get_default_graph()
+        self.matmuls = {
+            op.get_attr("T")
+            for op in graph.get_operations()
+            if op.type in ("MatMul", "BatchMatMulV2") and not op.name.startswith("gradients")
+        }
+        self.variables = {v.op.name: v.dtype.base_dtype for v in tf.trainable_variables()}
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("task_name", ["bert_pretraining", "sequence_classification"])
+def test_low_precision_steps_keep_fp32_master_weights_and_learn(
+    bert_data, tmp_path, task_name, precision
+):
+    """fp16 (dynamic loss scale) and bf16: low-precision matmuls, fp32 weights in the graph
+    and the checkpoint, and the held-out loss below a fresh model's."""
+    dtypes = ComputeDtypes()
+    pretraining = task_name == "bert_pretraining"
+    steps = 60 if pretraining else 20
+    result = run(
+        task_name,
+        str(tmp_path / precision),
+        extra_hooks=[dtypes],
+        dataset_dir=bert_data.pretraining if pretraining else bert_data.classification,
+        precision=precision,
+        batch_size=16,
+        stop_at_step=steps,
+        learning_rate=2e-3 if pretraining else 5e-4,
+        dropout_keep_prob=1.0,
+        eval_every_n_steps=steps,
+        eval_batch_size=64,
+        num_readers=1,  # the same batches in every run
+        shuffle_buffer_size=1,
+    )
+    low = tf.float16 if precision == "fp16" else tf.bfloat16
+    assert low in dtypes.matmuls  # the encoder computes in the low precision
+    assert set(dtypes.variables.values()) == {tf.float32}
+    dtype_map = tf.train.load_checkpoint(result["checkpoint"]).get_variable_to_dtype_map()
+    assert {dtype_map[name] for name in dtypes.variables} == {tf.float32}
+    first, last = result["log"][0][1], result["log"][-1][1]
+    assert all(np.isfinite(m["loss"]) for _, m in result["log"])
+    if precision == "fp16":
+        # The dynamic scale is logged and checkpointed; at most a few steps overflow.
+        assert last["loss_scale"] >= 1.0 and last["skipped_steps"] <= 4
+        assert dtype_map["loss_scale/scale"] == tf.float32
+    (step, metrics) = result["eval"][-1]
+    assert step == steps
+    if pretraining:
+        # A fresh model guesses uniformly over the 45 ids (its first loss); the trained
+        # one does better on the held-out split.
+        uniform = np.log(45)
+        assert abs(first["masked_lm_loss"] - uniform) < 0.1
+        assert metrics["masked_lm_loss"] < uniform - 0.05, metrics
+    else:
+        assert abs(first["loss"] - np.log(4)) < 0.15  # 4 labels, a fresh head
+        assert metrics["loss"] < 0.8 * np.log(4), metrics

@@ -208,6 +208,55 @@ def test_decoupled_weight_decay_optimizers_match_their_definition(params, graph,
         np.testing.assert_allclose(got[key], want, rtol=1e-5, atol=1e-6, err_msg=key)
 
 
+@pytest.mark.parametrize("resource", [True, False], ids=["resource", "ref"])
+def test_fused_adamw_equals_the_element_wise_one(graph, resource):
+    """AdamW through the fused Adam kernel (decay first, no bias correction) moves every
+    variable as google's element-wise formula does, decayed or excluded, dense or sparse."""
+    rng = np.random.RandomState(1)
+    start = {
+        "layer/kernel": rng.randn(16, 8).astype(np.float32),
+        "layer/bias": rng.randn(8).astype(np.float32),
+        "layer/LayerNorm/gamma": rng.randn(8).astype(np.float32),
+        "embeddings": rng.randn(10, 8).astype(np.float32),
+    }
+    x = tf.constant(rng.randn(5, 16).astype(np.float32))
+    ids = tf.constant([1, 4, 4, 9, 0])
+    results = {}
+    for fused in (True, False):
+        with tf.variable_scope(f"fused_{fused}"):
+            w = {
+                k: tf.get_variable(k, initializer=v, use_resource=resource)
+                for k, v in start.items()
+            }
+        h = tf.matmul(x, w["layer/kernel"]) + w["layer/bias"]
+        h = h * w["layer/LayerNorm/gamma"] + tf.gather(w["embeddings"], ids)
+        # Quadratic: the gradient reads the weights (so a decay before it would show)
+        # and is far from 0, where Adam's m / sqrt(v) would magnify rounding.
+        loss = tf.reduce_sum(0.5 * tf.square(h) + 3.0 * h)
+        # Betas whose 1 - beta is exact in fp32: the fused kernel computes 1 - beta in fp32
+        # (1 - 0.999 there is 0.00099998713), the element-wise ops in float64.
+        optimizer = optimizers.AdamWeightDecayOptimizer(
+            1e-2,
+            beta1=0.875,
+            beta2=1 - 2.0**-10,
+            weight_decay=0.1,
+            exclude_from_weight_decay=["LayerNorm", "bias"],
+            fused=fused,
+        )
+        results[fused] = (w, optimizer.minimize(loss))
+    ops = [op for _, op in results.values()]
+    assert any(op.type == ("ResourceApplyAdam" if resource else "ApplyAdam")
+               for op in tf.get_default_graph().get_operations())  # fmt: skip
+    with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
+        for _ in range(4):
+            session.run(ops)
+        fused, plain = session.run([results[True][0], results[False][0]])
+    for key in start:
+        assert not np.allclose(fused[key], start[key]), key
+        np.testing.assert_allclose(fused[key], plain[key], rtol=2e-6, atol=2e-7, err_msg=key)
+
+
 @pytest.mark.parametrize("name", ["adamw", "lamb"])
 def test_sparse_gradients_update_like_dense_ones(params, graph, name):
     # The gradient of an embedding lookup (IndexedSlices, a repeated id) and the same
