@@ -148,13 +148,10 @@ class ShardedTable:
             order = tf.argsort(owner, stable=True)
             wanted = tf.gather(unique // size, order)
             splits = tf.math.bincount(owner, minlength=size, maxlength=size, dtype=tf.int32)
-            # Horovod's ops are registered stateless: with ids known when the graph is
-            # optimised (constants), Grappler's constant folding would run this
-            # collective inside each rank's optimiser, a different number of times per
-            # rank, and the ranks hang in mismatched alltoalls. A placeholder is never
-            # folded, so the exchange runs in the step, once per lookup, on every rank.
-            wanted = tf.placeholder_with_default(wanted, wanted.shape)
-            splits = tf.placeholder_with_default(splits, splits.shape)
+            # Horovod: not folded by Grappler when the ids are constants (see
+            # distributed.run_time_input), so the exchange runs in the step on every rank.
+            wanted = distributed.run_time_input(wanted)
+            splits = distributed.run_time_input(splits)
             # Horovod: ids to their owners ...
             asked, asked_splits = self.mp.alltoall(wanted, splits)
             rows = precision.embedding_lookup(self.shard, asked, tf.float32)

@@ -163,9 +163,9 @@ def table_worker(args):
     dist = distributed.init()
     rng = np.random.default_rng(dist.rank)
     ids_value = rng.integers(0, args.table_rows, (args.batch_size, NUM_SPARSE)).astype(np.int64)
-    # Not a constant: Grappler would fold what depends only on it (Horovod's collectives
-    # included, which are registered stateless); the trainer's ids come from its input.
-    ids = tf.placeholder_with_default(tf.constant(ids_value), ids_value.shape)
+    # Horovod: constant ids would let Grappler fold (run) the collectives that depend on
+    # them: see distributed.run_time_input (the trainer's ids come from its input).
+    ids = distributed.run_time_input(tf.constant(ids_value))
     if args.mode == "model_parallel":
         embeddings = layers.Embeddings(sharded_embedding.ModelParallel(dist.hvd))
     else:

@@ -68,8 +68,11 @@ def run_time_input(tensor):
     fetches), not when the step runs. Rank 0 builds executors the others do not (its
     summary steps fetch more), so it waited in Grappler for a collective no other rank
     ran, while they waited for its gradients: sampled GraphSAGE without weight decay hung
-    in its second step under mpirun. A select on Timestamp (stateful: never folded)
-    keeps the collective in the graph that runs, on every rank at the same step.
+    in its second step under mpirun (and the model-parallel table's alltoall of constant
+    ids in its first). A select on Timestamp (stateful: never folded) keeps the collective
+    in the graph that runs, on every rank at the same step; tf.placeholder_with_default is
+    not enough (Grappler folds through an unfed one: tests/training/
+    test_distributed_collectives.py).
     """
     tensor = tf.convert_to_tensor(tensor)
     return tf.compat.v2.where(tf.raw_ops.Timestamp() >= 0.0, tensor, tensor)

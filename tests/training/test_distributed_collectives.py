@@ -33,6 +33,10 @@ collectives = {
     "all_ranks_true": dist.all_ranks_true(tf.constant(True), name="c_all"),
     # Without the guard: what Grappler does to a bare Horovod collective of a constant.
     "bare": dist.hvd.allreduce(zero, op=dist.hvd.Average, name="c_bare"),
+    # Nor is an unfed placeholder_with_default a guard: Grappler folds through it.
+    "placeholder": dist.hvd.allreduce(
+        tf.compat.v1.placeholder_with_default(zero, []), op=dist.hvd.Average, name="c_pwd"
+    ),
 }
 report = {}
 options = tf.RunOptions(output_partition_graphs=True)
@@ -66,6 +70,7 @@ def test_collectives_of_constants_run_at_the_step_not_in_grappler():
     report = json.loads(line[len("REPORT") :])
     # The premise: Grappler folds a bare collective of a constant away (it ran in Grappler).
     assert report["bare"]["horovod_ops"] == 0
+    assert report["placeholder"]["horovod_ops"] == 0
     for name in ("allreduce_sum", "allreduce_mean", "allreduce_max", "broadcast_from_chief"):
         assert report[name]["horovod_ops"] == 1, (name, report[name])
     assert report["all_ranks_true"]["horovod_ops"] == 1
