@@ -226,7 +226,7 @@ def _run_worker(args, worker, ranks=None, **overrides):
     ]
     if proc.returncode or not results:
         return {"error": proc.stderr.strip().splitlines()[-1:] or ["no result"]}
-    return next((r for r in results if r.get("rank", 0) == 0), results[0])
+    return results[0]
 
 
 def _fmt(result, unit):
@@ -261,7 +261,11 @@ def main(argv=None):
 
         # Both sides on tcmalloc, as tfzoo's entry points run (training/allocator.py).
         allocator.use_tcmalloc()
-        print("RESULT " + json.dumps(WORKERS[args.worker](args)), flush=True)
+        result = WORKERS[args.worker](args)
+        # Rank 0 alone reports: mpirun merges the ranks' stdout, and two lines written at
+        # once can arrive joined.
+        if result.get("rank", 0) == 0:
+            print("RESULT " + json.dumps(result), flush=True)
         return
     parts = args.parts.split(",")
     report = {}
