@@ -67,3 +67,26 @@ def test_off_by_default_only_with_a_gpu(graph):
     with cpu_kernels.faster_cpu_gradients():  # no GPU on these machines: on
         product = tf.matmul(tf.zeros([2, 2]), tf.zeros([2, 2]))
     assert product.op.get_attr("_gradient_op_type") == cpu_kernels.GRADIENT_NAME.encode()
+
+
+def _rewritten(x, weight):
+    """Whether the input gradient of x @ weight took the transposed product (W as A)."""
+    with cpu_kernels.faster_cpu_gradients(True):
+        product = tf.matmul(x, weight)
+    (grad_x,) = tf.gradients(product, [x])
+    return grad_x.op.type == "Transpose"
+
+
+@pytest.mark.parametrize(
+    "dtype, rows, rewritten",
+    [
+        (tf.float32, 4, True),  # fp32, few rows: the stock kernel is slow, rewrite
+        (tf.float32, None, True),  # rows unknown: as for few rows
+        (tf.float32, cpu_kernels.MAX_ROWS, False),  # many rows: the stock kernel is as fast
+        (tf.bfloat16, 4, False),  # oneDNN's bf16 kernel takes W^T at full speed
+        (tf.float16, 4, False),
+    ],
+)
+def test_only_fp32_with_few_rows_takes_the_transposed_product(graph, dtype, rows, rewritten):
+    x = tf.placeholder(dtype, [rows, 3136])
+    assert _rewritten(x, tf.zeros([3136, 1024], dtype)) is rewritten
