@@ -137,13 +137,11 @@ def _spread(rows, positions):
     @tf.custom_gradient
     def spread(rows):
         def grad(upstream):
-            num = tf.shape(rows, out_type=positions.dtype)[0]
-            sums = tf.math.bincount(
-                positions,
+            # The raw op: tf.math.bincount adds a max() pass over the ids for its size.
+            sums = tf.raw_ops.Bincount(
+                arr=tf.cast(positions, tf.int32),
+                size=tf.shape(rows, out_type=tf.int32)[0],
                 weights=tf.reshape(upstream, [-1]),
-                minlength=num,
-                maxlength=num,
-                dtype=upstream.dtype,
             )
             return tf.reshape(sums, [-1, 1])
 
