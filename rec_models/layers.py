@@ -11,7 +11,7 @@ table sharded over the Horovod ranks (rec_models/sharded_embedding.py).
 """
 
 from slim_compat import tf
-from training import distributed, precision
+from training import distributed, precision, sparse_adagrad
 
 #: NCF (He et al. 2017) and Hetu initialise embeddings from N(0, 0.01^2).
 EMBEDDING_STDDEV = 0.01
@@ -99,8 +99,12 @@ class Embeddings:
                 tf.add_to_collection(distributed.RANK_LOCAL_VARIABLES, table)
         ids = tf.convert_to_tensor(ids)
         distinct, positions = self._distinct_ids(ids, num_rows, table.op.name)
-        rows = precision.embedding_lookup(table, distinct, dtype)
-        out = tf.gather(rows, positions)
+        rows = precision.embedding_lookup(table, distinct, tf.float32)
+        # Adagrad's row update reuses these rows instead of gathering the table again.
+        sparse_adagrad.register_lookup(table, distinct, rows)
+        if dtype != tf.float32:
+            rows = tf.cast(rows, dtype)
+        out = _spread(rows, positions) if dim == 1 else tf.gather(rows, positions)
         return tf.reshape(out, tf.concat([tf.shape(ids), [dim]], axis=0))
 
     def _distinct_ids(self, ids, num_rows, what):
@@ -117,6 +121,33 @@ class Embeddings:
             with tf.name_scope("distinct_ids"):
                 self._distinct[key] = tf.unique(flat)
         return self._distinct[key]
+
+
+def _spread(rows, positions):
+    """tf.gather(rows, positions) for a [n, 1] `rows`, with a cheaper, bitwise-equal gradient.
+
+    The gather's gradient sums the incoming rows per position: an unsorted_segment_sum
+    that costs a fixed overhead per row (6-12 ms of a traced DeepFM step for 213k scalars of
+    the first-order table). A weighted bincount adds the same values in the same (input)
+    order in about a quarter of that time. Other dtypes than bincount's take the plain gather.
+    """
+    if rows.dtype not in (tf.float32, tf.float64):
+        return tf.gather(rows, positions)
+
+    @tf.custom_gradient
+    def spread(rows):
+        def grad(upstream):
+            # The raw op: tf.math.bincount adds a max() pass over the ids for its size.
+            sums = tf.raw_ops.Bincount(
+                arr=tf.cast(positions, tf.int32),
+                size=tf.shape(rows, out_type=tf.int32)[0],
+                weights=tf.reshape(upstream, [-1]),
+            )
+            return tf.reshape(sums, [-1, 1])
+
+        return tf.gather(rows, positions), grad
+
+    return spread(rows)
 
 
 def check_ids(ids, num_rows, what):

@@ -16,13 +16,54 @@ Repeated ids are summed first, as the stock optimizer does (unique + unsorted_se
 a gradient whose indices are the output of a `Unique` op (rec_models/layers.py dedupes a
 batch's ids once, before the lookup) is known to be distinct and skips that step. Dense
 gradients take the stock path unchanged.
+
+The forward pass has already gathered var[ids] for the lookup, from the same variable
+value the update starts from (nothing writes the table between the step's lookup and its
+update, and the update depends on those rows, so it cannot run before them). A lookup
+that registers its gathered rows (`register_lookup`) spares the update its gather of var:
+at 1M rows that gather was 18 ms of a traced DeepFM step. The values are the same, so the
+update is bitwise unchanged; indices that do not trace back to a registered lookup (an
+allgathered or accumulated gradient) gather var as before.
 """
+
+import weakref
 
 from slim_compat import tf
 
 #: Op types a tensor may pass through between a Unique op and the gradient's indices
 #: without losing the distinctness of its values.
 _VALUE_PRESERVING = ("Identity", "Reshape")
+
+#: graph -> [(variable op name, source of the ids, rows of the variable at them)]. Not a
+#: graph collection: a saver's meta graph export warns on every save about Python tuples.
+_LOOKUPS = weakref.WeakKeyDictionary()
+
+
+def _source(tensor):
+    """`tensor` with Identity and Reshape ops (which keep the values' order) peeled off."""
+    for _ in range(16):
+        if tensor.op.type not in _VALUE_PRESERVING or not tensor.op.inputs:
+            break
+        tensor = tensor.op.inputs[0]
+    return tensor
+
+
+def register_lookup(var, ids, rows):
+    """Records that `rows` (fp32) are `var`'s rows at `ids`, gathered in the forward pass.
+
+    An update of `var` whose gradient indices trace back to the same `ids` tensor (through
+    Identity/Reshape) then reads `rows` instead of gathering var again.
+    """
+    _LOOKUPS.setdefault(rows.graph, []).append((var.op.name, _source(ids), rows))
+
+
+def _registered_rows(var, indices):
+    """The rows register_lookup recorded for `var` at `indices`, or None."""
+    source = _source(indices)
+    for name, ids, rows in _LOOKUPS.get(indices.graph, ()):
+        if name == var.op.name and ids is source and rows.dtype == var.dtype.base_dtype:
+            return rows
+    return None
 
 
 def indices_are_unique(indices):
@@ -53,7 +94,12 @@ class AdagradOptimizer(tf.train.AdagradOptimizer):
         accumulator = self.get_slot(var, "accumulator")
         learning_rate = tf.cast(self._learning_rate_tensor, grad.dtype)
         accumulator_rows = tf.gather(accumulator, indices) + tf.square(grad)
-        var_rows = tf.gather(var, indices) - learning_rate * grad * tf.math.rsqrt(accumulator_rows)
+        old_rows = _registered_rows(var, indices)
+        if old_rows is None:
+            old_rows = tf.gather(var, indices)
+        else:
+            old_rows = tf.reshape(old_rows, tf.shape(grad))
+        var_rows = old_rows - learning_rate * grad * tf.math.rsqrt(accumulator_rows)
         return tf.group(
             tf.scatter_update(accumulator, indices, accumulator_rows, use_locking=False),
             tf.scatter_update(var, indices, var_rows, use_locking=False),

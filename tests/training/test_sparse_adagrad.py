@@ -64,3 +64,38 @@ def test_dense_gradient_keeps_the_stock_update(graph):
         got = session.run(var)
     g = np.array([[1.0, 2.0], [3.0, 4.0]])
     np.testing.assert_allclose(got, 1.0 - 0.5 * g / np.sqrt(1.0 + g * g), rtol=1e-6)
+
+
+def _table_gathers(table):
+    """Gathers of `table`'s variable in the default graph (forward lookup and updates)."""
+    handle = table.handle
+    return [
+        op
+        for op in tf.get_default_graph().get_operations()
+        if op.type == "ResourceGather" and op.inputs[0] is handle
+    ]
+
+
+def test_update_reuses_the_lookups_rows_bitwise(monkeypatch):
+    ids = np.array([[3, 1, 3], [0, 6, 3], [1, 1, 5]])
+    reused, _ = _train(sparse_adagrad.AdagradOptimizer, ids, 3, dedupe_in_lookup=True)
+    # The same optimizer forced to gather var in its update: bitwise the same weights.
+    monkeypatch.setattr(sparse_adagrad, "_registered_rows", lambda var, indices: None)
+    gathered, _ = _train(sparse_adagrad.AdagradOptimizer, ids, 3, dedupe_in_lookup=True)
+    for got, want in zip(reused, gathered):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("registered", [False, True])
+def test_registered_lookup_spares_the_update_a_gather(graph, registered):
+    with tf.variable_scope("m"):
+        if registered:
+            rows = layers.Embeddings().lookup("table", tf.constant([2, 0, 2]), ROWS, DIM)
+        else:
+            table = tf.get_variable("table", [ROWS, DIM])
+            rows = tf.nn.embedding_lookup(table, tf.unique(tf.constant([2, 0, 2]))[0])
+    (table,) = tf.trainable_variables()
+    forward = len(_table_gathers(table))
+    sparse_adagrad.AdagradOptimizer(0.1).minimize(tf.reduce_sum(rows * rows))
+    # Forward lookup once; the update gathers the table only without a registered lookup.
+    assert len(_table_gathers(table)) == forward + (0 if registered else 1)
