@@ -68,15 +68,8 @@ def _registered_rows(var, indices):
 
 def indices_are_unique(indices):
     """Whether `indices` is (an identity or reshape of) the first output of a Unique op."""
-    tensor = indices
-    for _ in range(16):
-        op = tensor.op
-        if op.type == "Unique":
-            return tensor is op.outputs[0] or tensor.value_index == 0
-        if op.type not in _VALUE_PRESERVING or not op.inputs:
-            return False
-        tensor = op.inputs[0]
-    return False
+    source = _source(indices)
+    return source.op.type == "Unique" and source.value_index == 0
 
 
 class AdagradOptimizer(tf.train.AdagradOptimizer):
