@@ -18,11 +18,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.horovod]
 DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "graph_horovod_driver.py")
 # Full-batch GCN without dropout, plain SGD, no LR scaling: every rank gets the whole graph,
 # so 2 ranks must train like one process, and the exact eval must count every node once.
+PLANTED = "nodes=300,classes=3,p_in=0.05,p_out=0.005,features=6,val=50,test=100"
 FULL = [
     "--model_name=gcn",
     "--dataset_name=planted_partition",
-    "--graph_planted_partition=nodes=300,classes=3,p_in=0.05,p_out=0.005,features=6,"
-    "val=50,test=100",
+    f"--graph_planted_partition={PLANTED}",
     "--graph_hidden_units=8",
     "--dropout_keep_prob=1.0",
     "--weight_decay=0",
@@ -36,15 +36,17 @@ FULL = [
 ]
 
 
-def test_full_batch_training_on_two_ranks_equals_one_process_and_eval_counts_once(tmp_path):
+def _train_two_ranks_and_one(tmp_path, flags, two_flags=(), one_flags=()):
+    """Runs `flags` on 2 ranks under mpirun and in one process; checks that the ranks agree,
+    that both runs end with the same weights and that they trained. Returns (two, one)."""
     two, _ = launch(
         str(tmp_path / "two"),
-        FULL + [f"--train_dir={tmp_path}/two/rank{{rank}}"],
+        flags + list(two_flags) + [f"--train_dir={tmp_path}/two/rank{{rank}}"],
         driver=DRIVER,
     )
     one, _ = launch(
         str(tmp_path / "one"),
-        FULL + [f"--train_dir={tmp_path}/one/rank0"],
+        flags + list(one_flags) + [f"--train_dir={tmp_path}/one/rank0"],
         np_=1,
         launcher="none",
         driver=DRIVER,
@@ -58,6 +60,11 @@ def test_full_batch_training_on_two_ranks_equals_one_process_and_eval_counts_onc
         for k in weights
         if k.startswith("end/")
     )
+    return two, one
+
+
+def test_full_batch_training_on_two_ranks_equals_one_process_and_eval_counts_once(tmp_path):
+    two, one = _train_two_ranks_and_one(tmp_path, FULL)
     # Exact full-graph evaluation: the 2 ranks' shares sum to the one process's metrics.
     (step_two, metrics_two), (step_one, metrics_one) = two[0]["eval"][-1], one[0]["eval"][-1]
     assert step_two == step_one == 4
@@ -66,7 +73,6 @@ def test_full_batch_training_on_two_ranks_equals_one_process_and_eval_counts_onc
         assert metrics_two[name] == pytest.approx(metrics_one[name], rel=1e-4), name
 
 
-PLANTED = "nodes=300,classes=3,p_in=0.05,p_out=0.005,features=6,val=50,test=100"
 # Sampled GraphSAGE-mean, no dropout and no weight decay (its regularization is then the
 # constant 0 that hung 2 ranks before distributed.run_time_input): 60 train targets, so
 # 2 batches an epoch and 4 steps = 2 epochs, each with a padded last batch.
@@ -104,26 +110,8 @@ def _graphsage_full_graph_logits(weights, features, mean):
 
 def test_sampled_training_on_two_ranks_equals_one_process_and_eval_is_exact(tmp_path):
     """2 ranks x 16 targets against 1 process x 32 on the same (seed, epoch, step) samples."""
-    two, _ = launch(
-        str(tmp_path / "two"),
-        SAMPLED + ["--batch_size=16", f"--train_dir={tmp_path}/two/rank{{rank}}"],
-        driver=DRIVER,
-    )
-    one, _ = launch(
-        str(tmp_path / "one"),
-        SAMPLED + ["--batch_size=32", f"--train_dir={tmp_path}/one/rank0"],
-        np_=1,
-        launcher="none",
-        driver=DRIVER,
-    )
-    assert [r["size"] for r in two] == [2, 2] and one[0]["size"] == 1
-    assert_same_weights(two[0]["weights"], two[1]["weights"])
-    assert_same_weights(two[0]["weights"], one[0]["weights"], rtol=1e-4, atol=1e-6)
-    weights = one[0]["weights"]
-    assert not any(  # it trained
-        np.allclose(weights[k], weights[k.replace("end/", "start/")])
-        for k in weights
-        if k.startswith("end/")
+    two, one = _train_two_ranks_and_one(
+        tmp_path, SAMPLED, two_flags=["--batch_size=16"], one_flags=["--batch_size=32"]
     )
     # The logged loss is the global batch's mean, step by step (the padded steps too).
     assert sorted(one[0]["losses"], key=int) == ["1", "2", "3", "4"]
