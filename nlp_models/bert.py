@@ -42,7 +42,7 @@ import math
 import os
 
 from slim_compat import tf
-from training import precision
+from training import fused_ops, precision
 
 BertConfig = collections.namedtuple(
     "BertConfig",
@@ -183,9 +183,8 @@ def get_config(name=None, config_file=None, vocab_size=None):
 
 
 def gelu(x):
-    """GELU with google's tanh approximation (Hendrycks & Gimpel 2016)."""
-    cdf = 0.5 * (1.0 + tf.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
-    return x * cdf
+    """GELU with google's tanh approximation (Hendrycks & Gimpel 2016), fused when built."""
+    return fused_ops.gelu(x)
 
 
 def get_activation(name):
@@ -221,15 +220,13 @@ def layer_norm(x, name="LayerNorm"):
         width = tf.compat.dimension_value(x.shape[-1])
         beta = tf.get_variable("beta", [width], tf.float32, tf.zeros_initializer())
         gamma = tf.get_variable("gamma", [width], tf.float32, tf.ones_initializer())
-        x32 = tf.cast(x, tf.float32)
-        mean, variance = tf.nn.moments(x32, axes=[-1], keepdims=True)
-        out = (x32 - mean) * tf.math.rsqrt(variance + LAYER_NORM_EPSILON) * gamma + beta
+        out = fused_ops.layer_norm(tf.cast(x, tf.float32), gamma, beta, LAYER_NORM_EPSILON)
         return tf.cast(out, x.dtype)
 
 
 def dropout(x, prob):
     """Drops `prob` of x's values (google's convention: prob of dropping, not keeping)."""
-    return tf.nn.dropout(x, rate=prob) if prob else x
+    return fused_ops.dropout(x, prob) if prob else x
 
 
 def _softmax(scores):

@@ -10,6 +10,7 @@
 #      its answer to .venv/horovod_build.env for the launch scripts.
 #      The built wheel is cached in ~/.cache/tfzoo (keyed by TF version, this script and
 #      the build variant) so a second checkout on the same machine does not rebuild it.
+#   (2b.) tfzoo's fused CPU kernels compiled against that TensorFlow (scripts/build_kernels.sh).
 #
 # Each step is skipped when its stamp in .venv/ matches; re-running costs a few seconds.
 set -euo pipefail
@@ -49,6 +50,11 @@ if [[ "$(cat "$VENV/.requirements.stamp" 2>/dev/null)" != "$REQ_HASH" ]]; then
   "$VENV/bin/pip" install -q -r "$ROOT/requirements.txt"
   echo "$REQ_HASH" >"$VENV/.requirements.stamp"
 fi
+
+# ------------------------------------------------ 2b. tfzoo's fused CPU kernels
+# GELU, dropout and layer norm in one pass each (training/kernels/fused_ops.cc); skipped
+# when built for this source and TensorFlow.
+bash "$ROOT/scripts/build_kernels.sh"
 
 # ---------------------------------------------------------------- 3. Horovod from source
 TF_VERSION="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("tensorflow"))')"

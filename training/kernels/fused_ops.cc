@@ -1,0 +1,520 @@
+// Fused CPU kernels for the element-wise work of a Transformer training step.
+//
+// TensorFlow without XLA runs every element-wise op as its own pass over memory: google's
+// tanh GELU is 8 ops forward and about 15 backward, dropout 4 forward and 2 backward, a
+// layer norm about 9 and 15. On BERT-Base's [4096, 3072] feed-forward activations each pass
+// reads and writes 50 MB, so those chains cost more than the matmuls' bias adds. Each op
+// here is one pass: it reads its inputs once, computes in float registers (Eigen's
+// vectorised tanh) and writes its outputs once, sharded over the intra-op thread pool.
+//
+//   TfzooGelu(x) -> y                      0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+//   TfzooGeluGrad(dy, x) -> dx             dy * dGELU/dx, tanh recomputed from x
+//   TfzooDropout(x) -> y, mask             y = x / (1 - rate) where kept, else 0; mask uint8
+//   TfzooDropoutGrad(dy, mask) -> dx       dy / (1 - rate) where kept, else 0
+//   TfzooLayerNorm(x, gamma, beta) -> y, mean, rstd          over the last axis, float
+//   TfzooLayerNormGrad(dy, x, gamma, mean, rstd) -> dx, dgamma, dbeta
+//
+// The element-wise ops take float, bfloat16 and half (computed in float); the layer norm
+// is float, as tfzoo's models normalise in fp32. Dropout draws one 32-bit Philox number per
+// element from TensorFlow's stateful generator (attrs seed / seed2, as RandomUniform): an
+// element is kept when its number is at least rate * 2^32. Reductions (the layer norm's
+// dgamma / dbeta) sum fixed row chunks in a fixed order, so results do not depend on the
+// number of threads. training/fused_ops.py loads this library and registers the gradients.
+
+#define EIGEN_USE_THREADS  // Eigen::ThreadPoolDevice, the intra-op thread pool
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include <immintrin.h>
+
+#include "tensorflow/core/framework/common_shape_fns.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/util/guarded_philox_random.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "unsupported/Eigen/CXX11/Tensor"
+
+namespace tfzoo {
+namespace {
+
+using tensorflow::DEVICE_CPU;
+using tensorflow::OpKernel;
+using tensorflow::OpKernelConstruction;
+using tensorflow::OpKernelContext;
+using tensorflow::Tensor;
+using tensorflow::TensorShape;
+namespace shape_inference = tensorflow::shape_inference;
+
+using FloatArray = Eigen::Array<float, Eigen::Dynamic, 1>;
+template <typename T>
+using ConstMap = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <typename T>
+using Map = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+
+constexpr int64_t kBlock = 8192;  // elements per shard: a multiple of Philox's 4 outputs
+constexpr float kSqrt2OverPi = 0.7978845608028654f;
+constexpr float kGeluCubic = 0.044715f;
+
+// Runs fn(first, last) over [0, units) on the intra-op thread pool; a unit costs about
+// `cycles` and moves `bytes` (Eigen's cost model decides how many shards).
+template <typename Fn>
+void Shard(OpKernelContext* ctx, int64_t units, double bytes, double cycles, const Fn& fn) {
+  ctx->eigen_cpu_device().parallelFor(
+      units, Eigen::TensorOpCost(bytes, 0.0, cycles),
+      [&fn](Eigen::Index first, Eigen::Index last) { fn(first, last); });
+}
+
+// Runs fn(start, length) over [0, n) in blocks of kBlock elements.
+template <typename Fn>
+void ForEachBlock(OpKernelContext* ctx, int64_t n, int64_t cost_per_element, const Fn& fn) {
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  Shard(ctx, blocks, 8.0 * kBlock, static_cast<double>(kBlock * cost_per_element),
+        [&](int64_t first, int64_t last) {
+          for (int64_t b = first; b < last; ++b) {
+            const int64_t start = b * kBlock;
+            fn(start, std::min(kBlock, n - start));
+          }
+        });
+}
+
+// The float values of p[0, n): p itself for float, else a converted copy in `buffer`.
+template <typename T>
+ConstMap<float> AsFloat(const T* p, int64_t n, FloatArray* buffer) {
+  if constexpr (std::is_same_v<T, float>) {
+    return ConstMap<float>(p, n);
+  } else {
+    *buffer = ConstMap<T>(p, n).template cast<float>();
+    return ConstMap<float>(buffer->data(), n);
+  }
+}
+
+template <typename T>
+void Store(const FloatArray& values, T* out) {
+  Map<T>(out, values.size()) = values.template cast<T>();
+}
+
+absl::Status SameShape(const char* op, const Tensor& dy, const char* name, const Tensor& t) {
+  if (dy.shape() == t.shape()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(op, ": dy ", dy.shape().DebugString(), " and ",
+                                                 name, " ", t.shape().DebugString(), " differ"));
+}
+
+// ------------------------------------------------------------------------------ GELU
+
+template <typename T>
+class GeluOp : public OpKernel {
+ public:
+  explicit GeluOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    Tensor* y = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 0, x.shape(), &y));
+    const T* in = x.flat<T>().data();
+    T* out = y->flat<T>().data();
+    ForEachBlock(ctx, x.NumElements(), 20, [&](int64_t start, int64_t n) {
+      FloatArray buffer;
+      const auto v = AsFloat(in + start, n, &buffer);
+      FloatArray result = 0.5f * v * (1.0f + (kSqrt2OverPi * (v + kGeluCubic * v.cube())).tanh());
+      Store(result, out + start);
+    });
+  }
+};
+
+template <typename T>
+class GeluGradOp : public OpKernel {
+ public:
+  explicit GeluGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& dy = ctx->input(0);
+    const Tensor& x = ctx->input(1);
+    OP_REQUIRES_OK(ctx, SameShape("TfzooGeluGrad", dy, "x", x));
+    Tensor* dx = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 0, x.shape(), &dx));
+    const T* grad = dy.flat<T>().data();
+    const T* in = x.flat<T>().data();
+    T* out = dx->flat<T>().data();
+    ForEachBlock(ctx, x.NumElements(), 30, [&](int64_t start, int64_t n) {
+      FloatArray grad_buffer, x_buffer;
+      const auto g = AsFloat(grad + start, n, &grad_buffer);
+      const auto v = AsFloat(in + start, n, &x_buffer);
+      const FloatArray square = v.square();
+      const FloatArray t = (kSqrt2OverPi * v * (1.0f + kGeluCubic * square)).tanh();
+      FloatArray result =
+          g * (0.5f * (1.0f + t) + (0.5f * kSqrt2OverPi) * v * (1.0f - t.square()) *
+                                       (1.0f + 3.0f * kGeluCubic * square));
+      Store(result, out + start);
+    });
+  }
+};
+
+// --------------------------------------------------------------------------- dropout
+
+absl::Status ReadRate(OpKernelConstruction* ctx, float* rate) {
+  TF_RETURN_IF_ERROR(ctx->GetAttr("rate", rate));
+  if (!(*rate >= 0.0f && *rate < 1.0f)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dropout rate must be in [0, 1), got ", *rate));
+  }
+  return absl::OkStatus();
+}
+
+// Philox4x32-10 (Salmon et al. 2011) with `base`'s key: fills out[0, 4 * samples) with
+// the samples first_sample, first_sample + 1, ... of base's stream (samples: a multiple of
+// 8), eight counters at a time in AVX2 registers (TensorFlow's PhiloxRandom computes one
+// counter at a time). Sample s of a group of 8 puts its word w at out[8 * w + s]: the
+// numbers of PhiloxRandom, in another order.
+inline void MultiplyHighLow(__m256i a, __m256i multiplier, __m256i* low, __m256i* high) {
+  const __m256i even = _mm256_mul_epu32(a, multiplier);  // 64-bit products, lanes 0, 2, ..
+  const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), multiplier);  // 1, 3, ..
+  *low = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+  *high = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+}
+
+void PhiloxFill(const tensorflow::random::PhiloxRandom& base, uint64_t first_sample,
+                int64_t samples, uint32_t* out) {
+  const __m256i multiplier_a = _mm256_set1_epi32(static_cast<int>(0xD2511F53u));
+  const __m256i multiplier_b = _mm256_set1_epi32(static_cast<int>(0xCD9E8D57u));
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t group = 0; group < samples; group += 8) {
+    auto generator = base;
+    generator.Skip(first_sample + group);
+    const auto& counter = generator.counter();
+    __m256i c0, c1, c2, c3;
+    if (counter[0] <= 0xFFFFFFFFu - 7) {  // the 8 counters differ in their low word only
+      c0 = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(counter[0])), lanes);
+      c1 = _mm256_set1_epi32(static_cast<int>(counter[1]));
+      c2 = _mm256_set1_epi32(static_cast<int>(counter[2]));
+      c3 = _mm256_set1_epi32(static_cast<int>(counter[3]));
+    } else {  // a carry out of the low word within the group: count each one out
+      alignas(32) uint32_t words[4][8];
+      for (int lane = 0; lane < 8; ++lane) {
+        auto lane_generator = generator;
+        lane_generator.Skip(lane);
+        for (int w = 0; w < 4; ++w) words[w][lane] = lane_generator.counter()[w];
+      }
+      c0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(words[0]));
+      c1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(words[1]));
+      c2 = _mm256_load_si256(reinterpret_cast<const __m256i*>(words[2]));
+      c3 = _mm256_load_si256(reinterpret_cast<const __m256i*>(words[3]));
+    }
+    uint32_t k0 = base.key()[0], k1 = base.key()[1];
+    for (int round = 0; round < 10; ++round) {
+      __m256i low0, high0, low1, high1;
+      MultiplyHighLow(c0, multiplier_a, &low0, &high0);
+      MultiplyHighLow(c2, multiplier_b, &low1, &high1);
+      c0 = _mm256_xor_si256(_mm256_xor_si256(high1, c1),
+                            _mm256_set1_epi32(static_cast<int>(k0)));
+      c2 = _mm256_xor_si256(_mm256_xor_si256(high0, c3),
+                            _mm256_set1_epi32(static_cast<int>(k1)));
+      c1 = low1;
+      c3 = low0;
+      k0 += 0x9E3779B9u;
+      k1 += 0xBB67AE85u;
+    }
+    __m256i* words = reinterpret_cast<__m256i*>(out + 4 * group);
+    _mm256_storeu_si256(words, c0);
+    _mm256_storeu_si256(words + 1, c1);
+    _mm256_storeu_si256(words + 2, c2);
+    _mm256_storeu_si256(words + 3, c3);
+  }
+}
+
+template <typename T>
+class DropoutOp : public OpKernel {
+ public:
+  explicit DropoutOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ReadRate(ctx, &rate_));
+    OP_REQUIRES_OK(ctx, generator_.Init(ctx));
+    // Kept when the 32-bit draw is >= rate * 2^32 (exact to 2^-32).
+    threshold_ = static_cast<uint32_t>(
+        std::min(std::ldexp(static_cast<double>(rate_), 32), 4294967295.0));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    Tensor* y = nullptr;
+    Tensor* mask = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, x.shape(), &mask));
+    const int64_t n = x.NumElements();
+    const int64_t blocks = (n + kBlock - 1) / kBlock;
+    // One reservation per run; block b draws the samples [b, b + 1) * kBlock / 4 of it,
+    // so the result does not depend on how the blocks are spread over threads.
+    const auto base = generator_.ReserveSamples128(blocks * (kBlock / 4));
+    const float scale = 1.0f / (1.0f - rate_);
+    const uint32_t threshold = threshold_;
+    const T* in = x.flat<T>().data();
+    T* out = y->flat<T>().data();
+    uint8_t* keep = mask->flat<uint8_t>().data();
+    ForEachBlock(ctx, n, 20, [&](int64_t start, int64_t len) {
+      alignas(64) uint32_t draws[kBlock];
+      // Always the block's whole share of the reservation, also for a short last block.
+      PhiloxFill(base, start / 4, kBlock / 4, draws);
+      const T* x_block = in + start;
+      T* y_block = out + start;
+      uint8_t* keep_block = keep + start;
+      for (int64_t i = 0; i < len; ++i) {
+        const bool kept = draws[i] >= threshold;
+        keep_block[i] = kept;
+        y_block[i] = static_cast<T>(kept ? static_cast<float>(x_block[i]) * scale : 0.0f);
+      }
+    });
+  }
+
+ private:
+  float rate_ = 0.0f;
+  uint32_t threshold_ = 0;
+  tensorflow::GuardedPhiloxRandom generator_;
+};
+
+template <typename T>
+class DropoutGradOp : public OpKernel {
+ public:
+  explicit DropoutGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ReadRate(ctx, &rate_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& dy = ctx->input(0);
+    const Tensor& mask = ctx->input(1);
+    OP_REQUIRES_OK(ctx, SameShape("TfzooDropoutGrad", dy, "mask", mask));
+    Tensor* dx = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 0, dy.shape(), &dx));
+    const float scale = 1.0f / (1.0f - rate_);
+    const T* grad = dy.flat<T>().data();
+    const uint8_t* keep = mask.flat<uint8_t>().data();
+    T* out = dx->flat<T>().data();
+    ForEachBlock(ctx, dy.NumElements(), 3, [&](int64_t start, int64_t n) {
+      for (int64_t i = start; i < start + n; ++i) {
+        out[i] = static_cast<T>(keep[i] ? static_cast<float>(grad[i]) * scale : 0.0f);
+      }
+    });
+  }
+
+ private:
+  float rate_ = 0.0f;
+};
+
+// ------------------------------------------------------------------------ layer norm
+
+// Rows of a [rows, width] tensor and its width; fails unless rank >= 1 and width > 0.
+absl::Status RowsAndWidth(const Tensor& x, int64_t* rows, int64_t* width) {
+  if (x.dims() < 1 || x.dim_size(x.dims() - 1) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "layer norm needs a non-empty last axis, got shape ", x.shape().DebugString()));
+  }
+  *width = x.dim_size(x.dims() - 1);
+  *rows = x.NumElements() / *width;
+  return absl::OkStatus();
+}
+
+absl::Status CheckVector(const Tensor& t, int64_t size, const char* name) {
+  if (t.dims() != 1 || t.dim_size(0) != size) {
+    return absl::InvalidArgumentError(absl::StrCat("layer norm: ", name, " must have shape [",
+                                                   size, "], got ", t.shape().DebugString()));
+  }
+  return absl::OkStatus();
+}
+
+class LayerNormOp : public OpKernel {
+ public:
+  explicit LayerNormOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("epsilon", &epsilon_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    int64_t rows = 0, width = 0;
+    OP_REQUIRES_OK(ctx, RowsAndWidth(x, &rows, &width));
+    OP_REQUIRES_OK(ctx, CheckVector(ctx->input(1), width, "gamma"));
+    OP_REQUIRES_OK(ctx, CheckVector(ctx->input(2), width, "beta"));
+    Tensor *y = nullptr, *mean = nullptr, *rstd = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({rows}), &mean));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({rows}), &rstd));
+    const float* in = x.flat<float>().data();
+    const ConstMap<float> gamma(ctx->input(1).flat<float>().data(), width);
+    const ConstMap<float> beta(ctx->input(2).flat<float>().data(), width);
+    float* out = y->flat<float>().data();
+    float* means = mean->flat<float>().data();
+    float* rstds = rstd->flat<float>().data();
+    const float epsilon = epsilon_;
+    Shard(ctx, rows, 8.0 * width, 8.0 * width, [&](int64_t first, int64_t last) {
+      for (int64_t r = first; r < last; ++r) {
+        const ConstMap<float> row(in + r * width, width);
+        const float mu = row.mean();
+        const float variance = (row - mu).square().mean();
+        const float inv = 1.0f / std::sqrt(variance + epsilon);
+        Map<float>(out + r * width, width) = (row - mu) * inv * gamma + beta;
+        means[r] = mu;
+        rstds[r] = inv;
+      }
+    });
+  }
+
+ private:
+  float epsilon_ = 0.0f;
+};
+
+class LayerNormGradOp : public OpKernel {
+ public:
+  explicit LayerNormGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& dy = ctx->input(0);
+    const Tensor& x = ctx->input(1);
+    int64_t rows = 0, width = 0;
+    OP_REQUIRES_OK(ctx, RowsAndWidth(x, &rows, &width));
+    OP_REQUIRES_OK(ctx, SameShape("TfzooLayerNormGrad", dy, "x", x));
+    OP_REQUIRES_OK(ctx, CheckVector(ctx->input(2), width, "gamma"));
+    OP_REQUIRES_OK(ctx, CheckVector(ctx->input(3), rows, "mean"));
+    OP_REQUIRES_OK(ctx, CheckVector(ctx->input(4), rows, "rstd"));
+    Tensor *dx = nullptr, *dgamma = nullptr, *dbeta = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &dx));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({width}), &dgamma));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({width}), &dbeta));
+    const float* grad = dy.flat<float>().data();
+    const float* in = x.flat<float>().data();
+    const ConstMap<float> gamma(ctx->input(2).flat<float>().data(), width);
+    const float* means = ctx->input(3).flat<float>().data();
+    const float* rstds = ctx->input(4).flat<float>().data();
+    float* out = dx->flat<float>().data();
+    // Fixed chunks of rows, each with its own dgamma / dbeta partial sums, added in chunk
+    // order at the end: the same result on any number of threads.
+    const int64_t chunks = std::min<int64_t>(rows, 64);
+    const int64_t per_chunk = (rows + chunks - 1) / chunks;
+    std::vector<float> partial(2 * chunks * width, 0.0f);
+    Shard(ctx, chunks, 12.0 * per_chunk * width, 12.0 * per_chunk * width,
+          [&](int64_t first, int64_t last) {
+      FloatArray xhat(width), g(width);
+      for (int64_t c = first; c < last; ++c) {
+        Map<float> dgamma_sum(partial.data() + 2 * c * width, width);
+        Map<float> dbeta_sum(partial.data() + (2 * c + 1) * width, width);
+        for (int64_t r = c * per_chunk; r < std::min(rows, (c + 1) * per_chunk); ++r) {
+          const ConstMap<float> row(in + r * width, width);
+          const ConstMap<float> dout(grad + r * width, width);
+          const float inv = rstds[r];
+          xhat = (row - means[r]) * inv;
+          g = dout * gamma;
+          const float mean_g = g.mean();
+          const float mean_gx = (g * xhat).mean();
+          Map<float>(out + r * width, width) = inv * (g - mean_g - xhat * mean_gx);
+          dgamma_sum += dout * xhat;
+          dbeta_sum += dout;
+        }
+      }
+    });
+    Map<float> dgamma_out(dgamma->flat<float>().data(), width);
+    Map<float> dbeta_out(dbeta->flat<float>().data(), width);
+    dgamma_out.setZero();
+    dbeta_out.setZero();
+    for (int64_t c = 0; c < chunks; ++c) {
+      dgamma_out += ConstMap<float>(partial.data() + 2 * c * width, width);
+      dbeta_out += ConstMap<float>(partial.data() + (2 * c + 1) * width, width);
+    }
+  }
+};
+
+// ----------------------------------------------------------------------- registration
+
+absl::Status SameShapeAndMask(shape_inference::InferenceContext* c) {
+  c->set_output(0, c->input(0));
+  c->set_output(1, c->input(0));
+  return absl::OkStatus();
+}
+
+absl::Status LayerNormShape(shape_inference::InferenceContext* c) {
+  c->set_output(0, c->input(0));
+  c->set_output(1, c->Vector(c->UnknownDim()));
+  c->set_output(2, c->Vector(c->UnknownDim()));
+  return absl::OkStatus();
+}
+
+absl::Status LayerNormGradShape(shape_inference::InferenceContext* c) {
+  c->set_output(0, c->input(1));
+  c->set_output(1, c->input(2));
+  c->set_output(2, c->input(2));
+  return absl::OkStatus();
+}
+
+REGISTER_OP("TfzooGelu")
+    .Input("x: T")
+    .Output("y: T")
+    .Attr("T: {float, bfloat16, half}")
+    .SetShapeFn(shape_inference::UnchangedShape);
+
+REGISTER_OP("TfzooGeluGrad")
+    .Input("dy: T")
+    .Input("x: T")
+    .Output("dx: T")
+    .Attr("T: {float, bfloat16, half}")
+    .SetShapeFn(shape_inference::UnchangedShape);
+
+REGISTER_OP("TfzooDropout")
+    .Input("x: T")
+    .Output("y: T")
+    .Output("mask: uint8")
+    .Attr("T: {float, bfloat16, half}")
+    .Attr("rate: float")
+    .Attr("seed: int = 0")
+    .Attr("seed2: int = 0")
+    .SetIsStateful()
+    .SetShapeFn(SameShapeAndMask);
+
+REGISTER_OP("TfzooDropoutGrad")
+    .Input("dy: T")
+    .Input("mask: uint8")
+    .Output("dx: T")
+    .Attr("T: {float, bfloat16, half}")
+    .Attr("rate: float")
+    .SetShapeFn(shape_inference::UnchangedShape);
+
+REGISTER_OP("TfzooLayerNorm")
+    .Input("x: float")
+    .Input("gamma: float")
+    .Input("beta: float")
+    .Output("y: float")
+    .Output("mean: float")
+    .Output("rstd: float")
+    .Attr("epsilon: float")
+    .SetShapeFn(LayerNormShape);
+
+REGISTER_OP("TfzooLayerNormGrad")
+    .Input("dy: float")
+    .Input("x: float")
+    .Input("gamma: float")
+    .Input("mean: float")
+    .Input("rstd: float")
+    .Output("dx: float")
+    .Output("dgamma: float")
+    .Output("dbeta: float")
+    .SetShapeFn(LayerNormGradShape);
+
+#define REGISTER_ELEMENTWISE(T)                                                        \
+  REGISTER_KERNEL_BUILDER(Name("TfzooGelu").Device(DEVICE_CPU).TypeConstraint<T>("T"), \
+                          GeluOp<T>);                                                  \
+  REGISTER_KERNEL_BUILDER(                                                             \
+      Name("TfzooGeluGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"), GeluGradOp<T>); \
+  REGISTER_KERNEL_BUILDER(                                                             \
+      Name("TfzooDropout").Device(DEVICE_CPU).TypeConstraint<T>("T"), DropoutOp<T>);   \
+  REGISTER_KERNEL_BUILDER(                                                             \
+      Name("TfzooDropoutGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"), DropoutGradOp<T>);
+
+REGISTER_ELEMENTWISE(float);
+REGISTER_ELEMENTWISE(Eigen::bfloat16);
+REGISTER_ELEMENTWISE(Eigen::half);
+#undef REGISTER_ELEMENTWISE
+
+REGISTER_KERNEL_BUILDER(Name("TfzooLayerNorm").Device(DEVICE_CPU), LayerNormOp);
+REGISTER_KERNEL_BUILDER(Name("TfzooLayerNormGrad").Device(DEVICE_CPU), LayerNormGradOp);
+
+}  // namespace
+}  // namespace tfzoo
