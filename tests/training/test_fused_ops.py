@@ -182,3 +182,44 @@ def test_a_missing_library_names_the_set_up_script(tmp_path, fresh_state, monkey
     monkeypatch.setenv(fused_ops.ENV_VARIABLE, str(tmp_path / "absent.so"))
     assert fused_ops.library() is None
     assert "absent.so is not built" in fused_ops.unavailable_reason()
+
+
+def test_bert_with_the_kernels_computes_what_the_plain_ops_do(kernels, monkeypatch):
+    """nlp_models/bert.py wires the kernels in right: loss and every gradient agree."""
+    from nlp_models import bert
+
+    config = bert.get_config("bert_tiny", vocab_size=40)._replace(
+        max_position_embeddings=16, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+    )
+    rng = np.random.default_rng(4)
+    ids = rng.integers(0, 40, (2, 9)).astype(np.int32)
+    mask = np.ones_like(ids)
+    mask[1, 6:] = 0
+
+    def run(weights=None):
+        with tf.Graph().as_default():
+            model = bert.BertModel(config, ids, mask, np.zeros_like(ids), is_training=True)
+            logits = bert.masked_lm_logits(
+                config, model.sequence_output, model.embedding_table, tf.constant([[1, 4]] * 2)
+            )
+            loss = tf.reduce_sum(tf.square(logits)) + tf.reduce_sum(
+                bert.next_sentence_logits(config, model.pooled_output)
+            )
+            variables = tf.trainable_variables()
+            grads = [tf.convert_to_tensor(g) for g in tf.gradients(loss, variables)]
+            types = {op.type for op in tf.get_default_graph().get_operations()}
+            with tf.Session() as session:
+                session.run(tf.global_variables_initializer())
+                if weights is not None:
+                    for v in variables:
+                        v.load(weights[v.op.name], session)
+                values = session.run({v.op.name: v for v in variables})
+                return values, session.run([loss] + grads), types
+
+    weights, fused, fused_types = run()
+    assert {"TfzooGelu", "TfzooLayerNorm"} <= fused_types
+    monkeypatch.setattr(fused_ops, "_state", {"loaded": True, "library": None, "why": "test"})
+    _, plain, plain_types = run(weights)
+    assert not any(t.startswith("Tfzoo") for t in plain_types)
+    for got, want in zip(fused, plain, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
