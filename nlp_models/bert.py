@@ -220,20 +220,12 @@ def layer_norm(x, name="LayerNorm"):
         width = tf.compat.dimension_value(x.shape[-1])
         beta = tf.get_variable("beta", [width], tf.float32, tf.zeros_initializer())
         gamma = tf.get_variable("gamma", [width], tf.float32, tf.ones_initializer())
-        out = fused_ops.layer_norm(tf.cast(x, tf.float32), gamma, beta, LAYER_NORM_EPSILON)
-        return tf.cast(out, x.dtype)
+        return fused_ops.layer_norm(x, gamma, beta, LAYER_NORM_EPSILON)
 
 
 def dropout(x, prob):
     """Drops `prob` of x's values (google's convention: prob of dropping, not keeping)."""
     return fused_ops.dropout(x, prob) if prob else x
-
-
-def _softmax(scores):
-    """Softmax of the last axis, in fp32 for fp16 / bf16 scores."""
-    if scores.dtype == tf.float32:
-        return tf.nn.softmax(scores)
-    return tf.cast(tf.nn.softmax(tf.cast(scores, tf.float32)), scores.dtype)
 
 
 def check_sequence_length(config, seq_length):
@@ -304,9 +296,13 @@ def self_attention(x, adder, batch, seq, config, is_training, dtype):
     query = split_heads(dense(x, config.hidden_size, config, dtype, name="query"))
     key = split_heads(dense(x, config.hidden_size, config, dtype, name="key"))
     value = split_heads(dense(x, config.hidden_size, config, dtype, name="value"))
-    scores = tf.matmul(query, key, transpose_b=True) * tf.cast(1.0 / math.sqrt(head_size), dtype)
-    probs = _softmax(scores + adder)
-    probs = dropout(probs, config.attention_probs_dropout_prob if is_training else 0.0)
+    # softmax(QK^T / sqrt(d) + mask) in fp32, then dropout: one fused pass when built.
+    probs = fused_ops.attention_softmax(
+        tf.matmul(query, key, transpose_b=True),
+        adder,
+        1.0 / math.sqrt(head_size),
+        config.attention_probs_dropout_prob if is_training else 0.0,
+    )
     context = tf.transpose(tf.matmul(probs, value), [0, 2, 1, 3])
     return tf.reshape(context, [batch * seq, config.hidden_size])
 

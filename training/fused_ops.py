@@ -2,7 +2,8 @@
 
 TensorFlow without XLA runs each element-wise op as its own pass over memory, so google's
 tanh GELU, dropout and a layer norm cost a chain of passes forward and a longer one
-backward; on BERT-Base's feed-forward activations ([4096, 3072] per step) those passes
+backward (the attention softmax with its scale, mask, fp32 casts and dropout likewise);
+on BERT-Base's feed-forward activations ([4096, 3072] per step) those passes
 take about as long as the bias adds of all the dense layers. `training/kernels/fused_ops.cc`
 does each in one pass (see its header). scripts/setup.sh compiles it into the virtualenv,
 beside a stamp naming the source's sha256 and the TensorFlow it was built against.
@@ -14,7 +15,8 @@ reference the tests compare the kernels with. TFZOO_FUSED_OPS=<path> loads that 
 
     y = fused_ops.gelu(x)
     y = fused_ops.dropout(x, rate=0.1)
-    y = fused_ops.layer_norm(x, gamma, beta, epsilon=1e-12)   # fp32, the last axis
+    y = fused_ops.layer_norm(x, gamma, beta, epsilon=1e-12)   # the last axis, in fp32
+    probs = fused_ops.attention_softmax(scores, adder, scale=0.125, rate=0.1)
 """
 
 import hashlib
@@ -109,6 +111,21 @@ def _register_gradients(lib):
     def _dropout_grad(op, dy, _unused_dmask):
         return lib.tfzoo_dropout_grad(dy, op.outputs[1], rate=op.get_attr("rate"))
 
+    @tf.RegisterGradient("TfzooAttentionSoftmax")
+    def _attention_softmax_grad(op, d_dropped, d_probs, _unused_dmask):
+        scale = op.get_attr("scale")
+        probs = op.outputs[1]
+        if d_dropped is None:
+            d_dropped = tf.zeros_like(probs)
+        dscores = lib.tfzoo_attention_softmax_grad(
+            d_dropped, probs, op.outputs[2], scale=scale, rate=op.get_attr("rate")
+        )
+        if d_probs is not None:  # the probabilities were used beside the dropped ones
+            p, g = tf.cast(probs, tf.float32), tf.cast(d_probs, tf.float32)
+            direct = scale * p * (g - tf.reduce_sum(g * p, axis=-1, keepdims=True))
+            dscores += tf.cast(direct, dscores.dtype)
+        return dscores, None  # the mask adder is not trained
+
     @tf.RegisterGradient("TfzooLayerNorm")
     def _layer_norm_grad(op, dy, _unused_dmean, _unused_drstd):
         dx, dgamma, dbeta = lib.tfzoo_layer_norm_grad(
@@ -152,15 +169,51 @@ def dropout(x, rate, seed=None):
     return lib.tfzoo_dropout(x, rate=float(rate), seed=seed1 or 0, seed2=seed2 or 0).y
 
 
+def reference_attention_softmax(scores, adder, scale, rate, seed=None):
+    """dropout(softmax(scores * scale + adder)) as plain TF ops, the softmax in fp32."""
+    logits = scores * tf.cast(scale, scores.dtype) + adder
+    probs = tf.cast(tf.nn.softmax(tf.cast(logits, tf.float32)), scores.dtype)
+    return tf.nn.dropout(probs, rate=rate, seed=seed) if rate else probs
+
+
+def attention_softmax(scores, adder, scale, rate, seed=None):
+    """Attention weights: dropout(softmax(scores * scale + adder)) over the last axis.
+
+    Args:
+        scores: [batch, heads, queries, keys] query-key products (fp32, bf16 or fp16).
+        adder: [batch, 1, 1, keys], added after scaling (0, or -10000 on padding).
+        scale: the scores' factor (1 / sqrt(head size)).
+        rate: the dropout rate (0: none).
+
+    With the kernels: one pass forward (the softmax in fp32 registers) and one backward.
+    """
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
+    lib = library()
+    if lib is None or scores.dtype.base_dtype not in _ELEMENTWISE_DTYPES:
+        return reference_attention_softmax(scores, adder, scale, rate, seed)
+    seed1, seed2 = tf.compat.v1.get_seed(seed) if rate else (0, 0)
+    return lib.tfzoo_attention_softmax(
+        scores,
+        tf.cast(adder, scores.dtype),
+        scale=float(scale),
+        rate=float(rate),
+        seed=seed1 or 0,
+        seed2=seed2 or 0,
+    ).dropped
+
+
 def reference_layer_norm(x, gamma, beta, epsilon):
-    """Layer normalisation of x's last axis (fp32) as plain TF ops."""
-    mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
-    return (x - mean) * tf.math.rsqrt(variance + epsilon) * gamma + beta
+    """Layer normalisation of x's last axis in fp32 as plain TF ops, in x's dtype."""
+    x32 = tf.cast(x, tf.float32)
+    mean, variance = tf.nn.moments(x32, axes=[-1], keepdims=True)
+    out = (x32 - mean) * tf.math.rsqrt(variance + epsilon) * gamma + beta
+    return tf.cast(out, x.dtype)
 
 
 def layer_norm(x, gamma, beta, epsilon):
-    """Layer normalisation of fp32 x's last axis, scaled by gamma and shifted by beta."""
+    """Layer normalisation of x's last axis in fp32 (fp32 gamma and beta), in x's dtype."""
     lib = library()
-    if lib is None or x.dtype.base_dtype != tf.float32:
+    if lib is None or x.dtype.base_dtype not in _ELEMENTWISE_DTYPES:
         return reference_layer_norm(x, gamma, beta, epsilon)
     return lib.tfzoo_layer_norm(x, gamma, beta, epsilon=float(epsilon)).y

@@ -97,6 +97,79 @@ def test_layer_norm_and_its_gradients_equal_the_plain_ops(graph, kernels, shape)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", [tf.bfloat16, tf.float16])
+def test_layer_norm_in_low_precision_normalises_in_fp32(graph, kernels, dtype):
+    rng = np.random.default_rng(5)
+    x = tf.cast(tf.constant((rng.normal(size=(70, 48)) * 3 + 2).astype(np.float32)), dtype)
+    gamma = tf.constant(rng.normal(size=48).astype(np.float32))
+    beta = tf.constant(rng.normal(size=48).astype(np.float32))
+    fused = fused_ops.layer_norm(x, gamma, beta, 1e-12)
+    plain = fused_ops.reference_layer_norm(x, gamma, beta, 1e-12)
+    assert fused.dtype == dtype
+    grads = tf.gradients(fused, [x, gamma]) + tf.gradients(plain, [x, gamma])
+    got, want, *g = _run([tf.cast(fused, tf.float32), tf.cast(plain, tf.float32)] + grads)
+    np.testing.assert_allclose(got, want, rtol=2.0**-7, atol=2e-2)
+    np.testing.assert_allclose(np.float32(g[0]), np.float32(g[2]), rtol=2.0**-6, atol=2e-2)
+    np.testing.assert_allclose(g[1], g[3], rtol=1e-2, atol=1e-2)
+
+
+def _attention_inputs(rng, dtype=tf.float32, batch=2, heads=3, queries=5, keys=130):
+    scores = tf.cast(tf.constant(rng.normal(size=(batch, heads, queries, keys)) * 4), dtype)
+    mask = np.ones((batch, keys), np.float32)
+    mask[1, keys // 2 :] = 0  # padding in the second sequence
+    adder = tf.constant(((1.0 - mask) * -10000.0)[:, None, None, :].astype(np.float32))
+    dy = tf.constant(rng.normal(size=(batch, heads, queries, keys)).astype(np.float32))
+    return scores, tf.cast(adder, dtype), tf.cast(dy, dtype)
+
+
+def test_attention_softmax_and_its_gradient_equal_the_plain_ops(graph, kernels):
+    scores, adder, dy = _attention_inputs(np.random.default_rng(6))
+    fused = fused_ops.attention_softmax(scores, adder, 0.125, 0.0)
+    plain = fused_ops.reference_attention_softmax(scores, adder, 0.125, 0.0)
+    assert fused.op.type == "TfzooAttentionSoftmax"
+    got, want, g_got, g_want = _run(
+        [fused, plain]
+        + tf.gradients(fused, scores, grad_ys=dy)
+        + tf.gradients(plain, scores, grad_ys=dy)
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(g_got, g_want, rtol=1e-4, atol=1e-6)
+    assert np.abs(got[1, :, :, 65:]).max() < 1e-30  # padded keys get no weight
+    np.testing.assert_allclose(got.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_attention_dropout_drops_the_softmax_and_its_gradient_alike(graph, kernels):
+    scores, adder, dy = _attention_inputs(np.random.default_rng(7), heads=4, queries=64)
+    rate = 0.2
+    dropped = fused_ops.attention_softmax(scores, adder, 0.5, rate)
+    probs = fused_ops.reference_attention_softmax(scores, adder, 0.5, 0.0)
+    grad = tf.gradients(dropped, scores, grad_ys=dy)[0]
+    d, p, g, upstream = _run([dropped, probs, grad, dy])
+    kept = d != 0
+    real = p > 0  # not a padded key, whose weight is 0 kept or not
+    assert abs(kept[real].mean() - (1 - rate)) < 0.01
+    np.testing.assert_allclose(d, np.where(kept, p / (1 - rate), 0.0), rtol=1e-5, atol=1e-8)
+    through = np.where(kept, upstream / (1 - rate), 0.0)
+    want = 0.5 * p * (through - (through * p).sum(-1, keepdims=True))
+    np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-6)
+
+
+def test_attention_softmax_in_bf16_and_a_bad_mask_shape(graph, kernels):
+    scores, adder, _ = _attention_inputs(np.random.default_rng(8), dtype=tf.bfloat16)
+    fused = fused_ops.attention_softmax(scores, adder, 0.125, 0.1)
+    assert fused.dtype == tf.bfloat16
+    assert tf.gradients(fused, scores)[0].dtype == tf.bfloat16
+    exact = fused_ops.reference_attention_softmax(
+        tf.cast(scores, tf.float32), tf.cast(adder, tf.float32), 0.125, 0.0
+    )
+    got, want = _run([tf.cast(fused, tf.float32), exact])
+    kept = got != 0
+    np.testing.assert_allclose(got[kept], want[kept] / 0.9, rtol=2.0**-7, atol=1e-3)
+    wrong = fused_ops.attention_softmax(scores, tf.zeros([2, 1, 1, 7], tf.bfloat16), 1.0, 0.0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"must be \[batch, 1, 1, keys\]"):
+        _run(wrong)
+
+
 def test_layer_norm_refuses_a_scale_of_the_wrong_width(graph, kernels):
     out = fused_ops.layer_norm(tf.zeros([4, 8]), tf.ones([7]), tf.zeros([7]), 1e-12)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"gamma must have shape \[8\]"):
@@ -162,6 +235,8 @@ def test_without_the_library_the_plain_ops_are_built(graph, fresh_state, monkeyp
     x = tf.ones([2, 3])
     assert fused_ops.gelu(x).op.type == "Mul"
     assert fused_ops.layer_norm(x, tf.ones([3]), tf.zeros([3]), 1e-12).op.type == "AddV2"
+    scores = tf.ones([1, 1, 2, 3])
+    assert fused_ops.attention_softmax(scores, scores[:, :, :1], 1.0, 0.0).op.type == "Softmax"
     assert fused_ops.dropout(x, 0.1).op.type != "TfzooDropout"
 
 
@@ -217,7 +292,7 @@ def test_bert_with_the_kernels_computes_what_the_plain_ops_do(kernels, monkeypat
                 return values, session.run([loss] + grads), types
 
     weights, fused, fused_types = run()
-    assert {"TfzooGelu", "TfzooLayerNorm"} <= fused_types
+    assert {"TfzooGelu", "TfzooLayerNorm", "TfzooAttentionSoftmax"} <= fused_types
     monkeypatch.setattr(fused_ops, "_state", {"loaded": True, "library": None, "why": "test"})
     _, plain, plain_types = run(weights)
     assert not any(t.startswith("Tfzoo") for t in plain_types)

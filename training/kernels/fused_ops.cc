@@ -11,11 +11,15 @@
 //   TfzooGeluGrad(dy, x) -> dx             dy * dGELU/dx, tanh recomputed from x
 //   TfzooDropout(x) -> y, mask             y = x / (1 - rate) where kept, else 0; mask uint8
 //   TfzooDropoutGrad(dy, mask) -> dx       dy / (1 - rate) where kept, else 0
+//   TfzooAttentionSoftmax(scores, adder) -> dropped, probs, mask
+//                                          softmax(scores * scale + adder), then dropout
+//   TfzooAttentionSoftmaxGrad(dy, probs, mask) -> dscores
 //   TfzooLayerNorm(x, gamma, beta) -> y, mean, rstd          over the last axis, float
 //   TfzooLayerNormGrad(dy, x, gamma, mean, rstd) -> dx, dgamma, dbeta
 //
-// The element-wise ops take float, bfloat16 and half (computed in float); the layer norm
-// is float, as tfzoo's models normalise in fp32. Dropout draws one 32-bit Philox number per
+// Every op takes float, bfloat16 and half values and computes in float (the layer norm's
+// scale, shift and statistics are float), so a bf16 model normalises in fp32 without
+// casting its activations to fp32 and back. Dropout draws one 32-bit Philox number per
 // element from TensorFlow's stateful generator (attrs seed / seed2, as RandomUniform): an
 // element is kept when its number is at least rate * 2^32. Reductions (the layer norm's
 // dgamma / dbeta) sum fixed row chunks in a fixed order, so results do not depend on the
@@ -324,6 +328,7 @@ absl::Status CheckVector(const Tensor& t, int64_t size, const char* name) {
   return absl::OkStatus();
 }
 
+template <typename T>
 class LayerNormOp : public OpKernel {
  public:
   explicit LayerNormOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -340,20 +345,22 @@ class LayerNormOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({rows}), &mean));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({rows}), &rstd));
-    const float* in = x.flat<float>().data();
+    const T* in = x.flat<T>().data();
     const ConstMap<float> gamma(ctx->input(1).flat<float>().data(), width);
     const ConstMap<float> beta(ctx->input(2).flat<float>().data(), width);
-    float* out = y->flat<float>().data();
+    T* out = y->flat<T>().data();
     float* means = mean->flat<float>().data();
     float* rstds = rstd->flat<float>().data();
     const float epsilon = epsilon_;
     Shard(ctx, rows, 8.0 * width, 8.0 * width, [&](int64_t first, int64_t last) {
+      FloatArray buffer, result(width);
       for (int64_t r = first; r < last; ++r) {
-        const ConstMap<float> row(in + r * width, width);
+        const auto row = AsFloat(in + r * width, width, &buffer);
         const float mu = row.mean();
         const float variance = (row - mu).square().mean();
         const float inv = 1.0f / std::sqrt(variance + epsilon);
-        Map<float>(out + r * width, width) = (row - mu) * inv * gamma + beta;
+        result = (row - mu) * inv * gamma + beta;
+        Store(result, out + r * width);
         means[r] = mu;
         rstds[r] = inv;
       }
@@ -364,6 +371,7 @@ class LayerNormOp : public OpKernel {
   float epsilon_ = 0.0f;
 };
 
+template <typename T>
 class LayerNormGradOp : public OpKernel {
  public:
   explicit LayerNormGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
@@ -381,12 +389,12 @@ class LayerNormGradOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &dx));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({width}), &dgamma));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({width}), &dbeta));
-    const float* grad = dy.flat<float>().data();
-    const float* in = x.flat<float>().data();
+    const T* grad = dy.flat<T>().data();
+    const T* in = x.flat<T>().data();
     const ConstMap<float> gamma(ctx->input(2).flat<float>().data(), width);
     const float* means = ctx->input(3).flat<float>().data();
     const float* rstds = ctx->input(4).flat<float>().data();
-    float* out = dx->flat<float>().data();
+    T* out = dx->flat<T>().data();
     // Fixed chunks of rows, each with its own dgamma / dbeta partial sums, added in chunk
     // order at the end: the same result on any number of threads.
     const int64_t chunks = std::min<int64_t>(rows, 64);
@@ -394,19 +402,20 @@ class LayerNormGradOp : public OpKernel {
     std::vector<float> partial(2 * chunks * width, 0.0f);
     Shard(ctx, chunks, 12.0 * per_chunk * width, 12.0 * per_chunk * width,
           [&](int64_t first, int64_t last) {
-      FloatArray xhat(width), g(width);
+      FloatArray xhat(width), g(width), result(width), x_buffer, dy_buffer;
       for (int64_t c = first; c < last; ++c) {
         Map<float> dgamma_sum(partial.data() + 2 * c * width, width);
         Map<float> dbeta_sum(partial.data() + (2 * c + 1) * width, width);
         for (int64_t r = c * per_chunk; r < std::min(rows, (c + 1) * per_chunk); ++r) {
-          const ConstMap<float> row(in + r * width, width);
-          const ConstMap<float> dout(grad + r * width, width);
+          const auto row = AsFloat(in + r * width, width, &x_buffer);
+          const auto dout = AsFloat(grad + r * width, width, &dy_buffer);
           const float inv = rstds[r];
           xhat = (row - means[r]) * inv;
           g = dout * gamma;
           const float mean_g = g.mean();
           const float mean_gx = (g * xhat).mean();
-          Map<float>(out + r * width, width) = inv * (g - mean_g - xhat * mean_gx);
+          result = inv * (g - mean_g - xhat * mean_gx);
+          Store(result, out + r * width);
           dgamma_sum += dout * xhat;
           dbeta_sum += dout;
         }
@@ -421,6 +430,145 @@ class LayerNormGradOp : public OpKernel {
       dbeta_out += ConstMap<float>(partial.data() + (2 * c + 1) * width, width);
     }
   }
+};
+
+// ---------------------------------------------------------------- attention softmax
+
+// The rows of a scores tensor [..., width] and of its additive mask [masks, width]: rows
+// r * per_mask ... (r + 1) * per_mask - 1 of the scores take mask row r (scores
+// [batch, heads, queries, keys] with a mask [batch, 1, 1, keys]).
+absl::Status AttentionRows(const Tensor& scores, const Tensor& adder, int64_t* rows,
+                           int64_t* width, int64_t* per_mask) {
+  if (scores.dims() < 1 || scores.dim_size(scores.dims() - 1) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "attention softmax needs a non-empty last axis, got scores ",
+        scores.shape().DebugString()));
+  }
+  *width = scores.dim_size(scores.dims() - 1);
+  *rows = scores.NumElements() / *width;
+  const int64_t masks = adder.NumElements() / *width;
+  if (adder.dims() < 1 || adder.dim_size(adder.dims() - 1) != *width || masks == 0 ||
+      *rows % masks != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "attention softmax: the mask ", adder.shape().DebugString(),
+        " must be [batch, 1, 1, keys] for the scores ", scores.shape().DebugString()));
+  }
+  *per_mask = *rows / masks;
+  return absl::OkStatus();
+}
+
+// softmax(scores * scale + adder) over the last axis in float, then dropout: outputs the
+// dropped probabilities, the probabilities (for the gradient) and the keep-mask.
+template <typename T>
+class AttentionSoftmaxOp : public OpKernel {
+ public:
+  explicit AttentionSoftmaxOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("scale", &scale_));
+    OP_REQUIRES_OK(ctx, ReadRate(ctx, &rate_));
+    OP_REQUIRES_OK(ctx, generator_.Init(ctx));
+    threshold_ = static_cast<uint32_t>(
+        std::min(std::ldexp(static_cast<double>(rate_), 32), 4294967295.0));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& scores = ctx->input(0);
+    const Tensor& adder = ctx->input(1);
+    int64_t rows = 0, width = 0, per_mask = 0;
+    OP_REQUIRES_OK(ctx, AttentionRows(scores, adder, &rows, &width, &per_mask));
+    Tensor *dropped = nullptr, *probs = nullptr, *mask = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, scores.shape(), &dropped));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, scores.shape(), &probs));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, scores.shape(), &mask));
+    // Rows go in blocks of about kBlock values; each block has its own share of one
+    // reservation of draws, so the result does not depend on the threads.
+    const int64_t rows_per_block = std::max<int64_t>(1, kBlock / width);
+    const int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
+    const int64_t samples = ((rows_per_block * width + 3) / 4 + 7) / 8 * 8;
+    const bool drops = threshold_ > 0;
+    const auto base = generator_.ReserveSamples128(drops ? blocks * samples : 0);
+    const float keep_scale = 1.0f / (1.0f - rate_);
+    const T* in = scores.flat<T>().data();
+    const T* add = adder.flat<T>().data();
+    T* out = dropped->flat<T>().data();
+    T* p_out = probs->flat<T>().data();
+    uint8_t* keep = mask->flat<uint8_t>().data();
+    Shard(ctx, blocks, 8.0 * rows_per_block * width, 40.0 * rows_per_block * width,
+          [&](int64_t first, int64_t last) {
+            std::vector<uint32_t> draws(drops ? 4 * samples : 0);
+            FloatArray z(width), bias(width);
+            for (int64_t b = first; b < last; ++b) {
+              if (drops) PhiloxFill(base, b * samples, samples, draws.data());
+              const int64_t row_end = std::min(rows, (b + 1) * rows_per_block);
+              for (int64_t r = b * rows_per_block; r < row_end; ++r) {
+                const int64_t offset = r * width;
+                bias = ConstMap<T>(add + (r / per_mask) * width, width).template cast<float>();
+                z = ConstMap<T>(in + offset, width).template cast<float>() * scale_ + bias;
+                z = (z - z.maxCoeff()).exp();
+                z /= z.sum();
+                Store(z, p_out + offset);
+                const uint32_t* row_draws = draws.data() + (r - b * rows_per_block) * width;
+                for (int64_t j = 0; j < width; ++j) {
+                  const bool kept = !drops || row_draws[j] >= threshold_;
+                  keep[offset + j] = kept;
+                  out[offset + j] = static_cast<T>(kept ? z[j] * keep_scale : 0.0f);
+                }
+              }
+            }
+          });
+  }
+
+ private:
+  float scale_ = 1.0f;
+  float rate_ = 0.0f;
+  uint32_t threshold_ = 0;
+  tensorflow::GuardedPhiloxRandom generator_;
+};
+
+// The scores' gradient: g = dy * mask / (1 - rate); dscores = scale * p * (g - sum(g p)).
+template <typename T>
+class AttentionSoftmaxGradOp : public OpKernel {
+ public:
+  explicit AttentionSoftmaxGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("scale", &scale_));
+    OP_REQUIRES_OK(ctx, ReadRate(ctx, &rate_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& dy = ctx->input(0);
+    const Tensor& probs = ctx->input(1);
+    const Tensor& mask = ctx->input(2);
+    OP_REQUIRES_OK(ctx, SameShape("TfzooAttentionSoftmaxGrad", dy, "probs", probs));
+    OP_REQUIRES_OK(ctx, SameShape("TfzooAttentionSoftmaxGrad", dy, "mask", mask));
+    OP_REQUIRES(ctx, dy.dims() >= 1 && dy.dim_size(dy.dims() - 1) > 0,
+                absl::InvalidArgumentError("attention softmax gradient of an empty last axis"));
+    const int64_t width = dy.dim_size(dy.dims() - 1);
+    const int64_t rows = dy.NumElements() / width;
+    Tensor* dscores = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, dy.shape(), &dscores));
+    const float keep_scale = 1.0f / (1.0f - rate_);
+    const float scale = scale_;
+    const T* grad = dy.flat<T>().data();
+    const T* p = probs.flat<T>().data();
+    const uint8_t* keep = mask.flat<uint8_t>().data();
+    T* out = dscores->flat<T>().data();
+    Shard(ctx, rows, 8.0 * width, 12.0 * width, [&](int64_t first, int64_t last) {
+      FloatArray g(width), pf(width);
+      for (int64_t r = first; r < last; ++r) {
+        const int64_t offset = r * width;
+        for (int64_t j = 0; j < width; ++j) {
+          g[j] = keep[offset + j] ? static_cast<float>(grad[offset + j]) * keep_scale : 0.0f;
+        }
+        pf = ConstMap<T>(p + offset, width).template cast<float>();
+        const float dot = (g * pf).sum();
+        FloatArray result = scale * pf * (g - dot);
+        Store(result, out + offset);
+      }
+    });
+  }
+
+ private:
+  float scale_ = 1.0f;
+  float rate_ = 0.0f;
 };
 
 // ----------------------------------------------------------------------- registration
@@ -477,25 +625,54 @@ REGISTER_OP("TfzooDropoutGrad")
     .Attr("rate: float")
     .SetShapeFn(shape_inference::UnchangedShape);
 
+REGISTER_OP("TfzooAttentionSoftmax")
+    .Input("scores: T")
+    .Input("adder: T")
+    .Output("dropped: T")
+    .Output("probs: T")
+    .Output("mask: uint8")
+    .Attr("T: {float, bfloat16, half}")
+    .Attr("scale: float")
+    .Attr("rate: float")
+    .Attr("seed: int = 0")
+    .Attr("seed2: int = 0")
+    .SetIsStateful()
+    .SetShapeFn([](shape_inference::InferenceContext* c) {
+      for (int i = 0; i < 3; ++i) c->set_output(i, c->input(0));
+      return absl::OkStatus();
+    });
+
+REGISTER_OP("TfzooAttentionSoftmaxGrad")
+    .Input("dy: T")
+    .Input("probs: T")
+    .Input("mask: uint8")
+    .Output("dscores: T")
+    .Attr("T: {float, bfloat16, half}")
+    .Attr("scale: float")
+    .Attr("rate: float")
+    .SetShapeFn(shape_inference::UnchangedShape);
+
 REGISTER_OP("TfzooLayerNorm")
-    .Input("x: float")
+    .Input("x: T")
     .Input("gamma: float")
     .Input("beta: float")
-    .Output("y: float")
+    .Output("y: T")
     .Output("mean: float")
     .Output("rstd: float")
+    .Attr("T: {float, bfloat16, half}")
     .Attr("epsilon: float")
     .SetShapeFn(LayerNormShape);
 
 REGISTER_OP("TfzooLayerNormGrad")
-    .Input("dy: float")
-    .Input("x: float")
+    .Input("dy: T")
+    .Input("x: T")
     .Input("gamma: float")
     .Input("mean: float")
     .Input("rstd: float")
-    .Output("dx: float")
+    .Output("dx: T")
     .Output("dgamma: float")
     .Output("dbeta: float")
+    .Attr("T: {float, bfloat16, half}")
     .SetShapeFn(LayerNormGradShape);
 
 #define REGISTER_ELEMENTWISE(T)                                                        \
@@ -506,15 +683,24 @@ REGISTER_OP("TfzooLayerNormGrad")
   REGISTER_KERNEL_BUILDER(                                                             \
       Name("TfzooDropout").Device(DEVICE_CPU).TypeConstraint<T>("T"), DropoutOp<T>);   \
   REGISTER_KERNEL_BUILDER(                                                             \
-      Name("TfzooDropoutGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"), DropoutGradOp<T>);
+      Name("TfzooDropoutGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"), DropoutGradOp<T>); \
+  REGISTER_KERNEL_BUILDER(                                                             \
+      Name("TfzooAttentionSoftmax").Device(DEVICE_CPU).TypeConstraint<T>("T"),         \
+      AttentionSoftmaxOp<T>);                                                          \
+  REGISTER_KERNEL_BUILDER(                                                             \
+      Name("TfzooAttentionSoftmaxGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),     \
+      AttentionSoftmaxGradOp<T>);                                                      \
+  REGISTER_KERNEL_BUILDER(                                                             \
+      Name("TfzooLayerNorm").Device(DEVICE_CPU).TypeConstraint<T>("T"), LayerNormOp<T>); \
+  REGISTER_KERNEL_BUILDER(                                                             \
+      Name("TfzooLayerNormGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),            \
+      LayerNormGradOp<T>);
 
 REGISTER_ELEMENTWISE(float);
 REGISTER_ELEMENTWISE(Eigen::bfloat16);
 REGISTER_ELEMENTWISE(Eigen::half);
 #undef REGISTER_ELEMENTWISE
 
-REGISTER_KERNEL_BUILDER(Name("TfzooLayerNorm").Device(DEVICE_CPU), LayerNormOp);
-REGISTER_KERNEL_BUILDER(Name("TfzooLayerNormGrad").Device(DEVICE_CPU), LayerNormGradOp);
 
 }  // namespace
 }  // namespace tfzoo
