@@ -25,7 +25,7 @@ import numpy as np
 
 from interchange import export
 from slim_compat import tf
-from training import checkpoints, distributed
+from training import checkpoints, distributed, fused_ops
 
 FORMATS = ("saved_model", "onnx")
 
@@ -169,8 +169,11 @@ def export_task(task, params, checkpoint, output, moving_average_decay=None, bat
         )
     graph = tf.Graph()
     graph.seed = seed
+    # The exported graph leaves this process (SavedModel, ONNX): plain TensorFlow ops only,
+    # not tfzoo's fused kernels, which neither a bare TensorFlow nor tf2onnx knows.
     with graph.as_default():
-        signature = task.export_signature(params)
+        with fused_ops.plain_ops():
+            signature = task.export_signature(params)
         with tf.Session(graph=graph) as session:
             session.run(tf.local_variables_initializer())
             _restore(session, checkpoint, moving_average_decay)

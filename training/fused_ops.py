@@ -19,6 +19,7 @@ reference the tests compare the kernels with. TFZOO_FUSED_OPS=<path> loads that 
     probs = fused_ops.attention_softmax(scores, adder, scale=0.125, rate=0.1)
 """
 
+import contextlib
 import hashlib
 import math
 import os
@@ -86,8 +87,22 @@ def _load():
     return library, None
 
 
+@contextlib.contextmanager
+def plain_ops():
+    """Inside, the functions build plain TensorFlow ops: for graphs that leave this process
+    (SavedModel, ONNX), which must run where the library is not loaded."""
+    previous = _state.get("plain", False)
+    _state["plain"] = True
+    try:
+        yield
+    finally:
+        _state["plain"] = previous
+
+
 def library():
     """The loaded kernel library, or None (then `unavailable_reason()` says why)."""
+    if _state.get("plain"):
+        return None
     if not _state["loaded"]:
         _state["library"], _state["why"] = _load()
         _state["loaded"] = True

@@ -298,3 +298,11 @@ def test_bert_with_the_kernels_computes_what_the_plain_ops_do(kernels, monkeypat
     assert not any(t.startswith("Tfzoo") for t in plain_types)
     for got, want in zip(fused, plain, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_plain_ops_inside_the_export_scope_and_kernels_after_it(graph, kernels):
+    x = tf.ones([2, 3])
+    with fused_ops.plain_ops():
+        assert fused_ops.gelu(x).op.type == "Mul"
+        assert fused_ops.dropout(x, 0.5).op.type != "TfzooDropout"
+    assert fused_ops.gelu(x).op.type == "TfzooGelu"
