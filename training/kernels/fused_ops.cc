@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -231,6 +232,22 @@ void PhiloxFill(const tensorflow::random::PhiloxRandom& base, uint64_t first_sam
   }
 }
 
+// y[j] = v[j] * scale where draws[j] >= threshold (keep[j] = 1), else 0 (keep[j] = 0), an
+// exact 0 even for inf or NaN: the product's bits and-ed with the keep mask, branch-free so
+// the compiler vectorises it.
+inline void DropValues(const float* v, const uint32_t* draws, uint32_t threshold, float scale,
+                       int64_t n, float* y, uint8_t* keep) {
+  for (int64_t j = 0; j < n; ++j) {
+    const uint32_t mask = 0u - static_cast<uint32_t>(draws[j] >= threshold);  // ~0u: kept
+    const float product = v[j] * scale;
+    uint32_t bits;
+    std::memcpy(&bits, &product, sizeof(bits));
+    bits &= mask;
+    std::memcpy(y + j, &bits, sizeof(bits));
+    keep[j] = static_cast<uint8_t>(mask & 1u);
+  }
+}
+
 template <typename T>
 class DropoutOp : public OpKernel {
  public:
@@ -262,14 +279,10 @@ class DropoutOp : public OpKernel {
       alignas(64) uint32_t draws[kBlock];
       // Always the block's whole share of the reservation, also for a short last block.
       PhiloxFill(base, start / 4, kBlock / 4, draws);
-      const T* x_block = in + start;
-      T* y_block = out + start;
-      uint8_t* keep_block = keep + start;
-      for (int64_t i = 0; i < len; ++i) {
-        const bool kept = draws[i] >= threshold;
-        keep_block[i] = kept;
-        y_block[i] = static_cast<T>(kept ? static_cast<float>(x_block[i]) * scale : 0.0f);
-      }
+      FloatArray buffer, result(len);
+      const auto v = AsFloat(in + start, len, &buffer);
+      DropValues(v.data(), draws, threshold, scale, len, result.data(), keep + start);
+      Store(result, out + start);
     });
   }
 
@@ -495,7 +508,7 @@ class AttentionSoftmaxOp : public OpKernel {
     Shard(ctx, blocks, 8.0 * rows_per_block * width, 40.0 * rows_per_block * width,
           [&](int64_t first, int64_t last) {
             std::vector<uint32_t> draws(drops ? 4 * samples : 0);
-            FloatArray z(width), bias(width);
+            FloatArray z(width), bias(width), dropped_row(width);
             for (int64_t b = first; b < last; ++b) {
               if (drops) PhiloxFill(base, b * samples, samples, draws.data());
               const int64_t row_end = std::min(rows, (b + 1) * rows_per_block);
@@ -506,11 +519,13 @@ class AttentionSoftmaxOp : public OpKernel {
                 z = (z - z.maxCoeff()).exp();
                 z /= z.sum();
                 Store(z, p_out + offset);
-                const uint32_t* row_draws = draws.data() + (r - b * rows_per_block) * width;
-                for (int64_t j = 0; j < width; ++j) {
-                  const bool kept = !drops || row_draws[j] >= threshold_;
-                  keep[offset + j] = kept;
-                  out[offset + j] = static_cast<T>(kept ? z[j] * keep_scale : 0.0f);
+                if (drops) {
+                  DropValues(z.data(), draws.data() + (r - b * rows_per_block) * width,
+                             threshold_, keep_scale, width, dropped_row.data(), keep + offset);
+                  Store(dropped_row, out + offset);
+                } else {
+                  Store(z, out + offset);
+                  std::fill(keep + offset, keep + offset + width, uint8_t{1});
                 }
               }
             }
