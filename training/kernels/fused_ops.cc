@@ -232,6 +232,11 @@ void PhiloxFill(const tensorflow::random::PhiloxRandom& base, uint64_t first_sam
   }
 }
 
+// A value is kept when its 32-bit draw is >= rate * 2^32 (exact to 2^-32).
+uint32_t KeepThreshold(float rate) {
+  return static_cast<uint32_t>(std::min(std::ldexp(static_cast<double>(rate), 32), 4294967295.0));
+}
+
 // y[j] = v[j] * scale where draws[j] >= threshold (keep[j] = 1), else 0 (keep[j] = 0), an
 // exact 0 even for inf or NaN: the product's bits and-ed with the keep mask, branch-free so
 // the compiler vectorises it.
@@ -254,9 +259,7 @@ class DropoutOp : public OpKernel {
   explicit DropoutOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ReadRate(ctx, &rate_));
     OP_REQUIRES_OK(ctx, generator_.Init(ctx));
-    // Kept when the 32-bit draw is >= rate * 2^32 (exact to 2^-32).
-    threshold_ = static_cast<uint32_t>(
-        std::min(std::ldexp(static_cast<double>(rate_), 32), 4294967295.0));
+    threshold_ = KeepThreshold(rate_);
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -479,8 +482,7 @@ class AttentionSoftmaxOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("scale", &scale_));
     OP_REQUIRES_OK(ctx, ReadRate(ctx, &rate_));
     OP_REQUIRES_OK(ctx, generator_.Init(ctx));
-    threshold_ = static_cast<uint32_t>(
-        std::min(std::ldexp(static_cast<double>(rate_), 32), 4294967295.0));
+    threshold_ = KeepThreshold(rate_);
   }
 
   void Compute(OpKernelContext* ctx) override {
