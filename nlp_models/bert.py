@@ -333,10 +333,11 @@ def output_rows(output_positions, batch, seq):
     [0, seq): a flat row number would otherwise pick a row of the next sequence.
     """
     positions = tf.cast(output_positions, tf.int32)
-    check = tf.debugging.assert_equal(
+    # A plain Assert op (string and int32 data need no cond guard), which freezing for
+    # the ONNX export keeps.
+    check = tf.debugging.Assert(
         tf.reduce_all((positions >= 0) & (positions < seq)),
-        True,
-        message="output_positions (masked_lm_positions) must lie in [0, seq_length)",
+        ["output_positions (masked_lm_positions) must lie in [0, seq_length) =", seq, positions],
     )
     with tf.control_dependencies([check]):
         rows = tf.concat([tf.zeros([batch, 1], tf.int32), positions], axis=1)

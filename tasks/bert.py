@@ -1,7 +1,9 @@
 """BERT tasks: `bert_pretraining` (masked LM + next sentence) and `sequence_classification`.
 
 Both read google-research/bert's records (datasets/create_pretraining_data.py and the
-text_classification converter), build nlp_models/bert.py and compute google's losses:
+text_classification converter), build nlp_models/bert.py and compute google's losses.
+Both build it with output_positions, the rows their heads read (the masked positions and
+position 0, or position 0 alone), so its last layer computes only those rows:
 
 * bert_pretraining: the masked-LM loss is the mean cross-entropy over the real
   predictions (masked_lm_weights), the next-sentence loss the mean over the batch, the
