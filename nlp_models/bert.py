@@ -402,8 +402,8 @@ class BertModel:
         gathered_output: with output_positions, the last layer at them, [batch * P,
             hidden], in gather_positions' order (what masked_lm_head reads); else None.
         pooled_output: tanh(dense(first token)), [batch, hidden] in the compute dtype.
-        all_encoder_layers: every layer's output (with output_positions, the last one is
-            not built either: reading it raises AttributeError).
+        all_encoder_layers: every layer's output (with output_positions, reading it
+            raises AttributeError: its last entry is not built).
         embedding_output: the layer-normalised embeddings (the encoder's input).
         embedding_table: bert/embeddings/word_embeddings (fp32), which the MLM head reuses.
     """
@@ -448,7 +448,7 @@ class BertModel:
                 first_token = last[:, 0]
                 self.pooled_output = dense(first_token, config.hidden_size, config, dtype, tf.tanh)
 
-    def _full_last_layer(self, name):
+    def _require_every_position(self, name):
         if self.output_positions is not None:
             raise AttributeError(
                 f"BertModel.{name} is not built: the model was made with output_positions, "
@@ -459,12 +459,12 @@ class BertModel:
 
     @property
     def sequence_output(self):
-        self._full_last_layer("sequence_output")
+        self._require_every_position("sequence_output")
         return self._encoder_layers[-1]
 
     @property
     def all_encoder_layers(self):
-        self._full_last_layer("all_encoder_layers")
+        self._require_every_position("all_encoder_layers")
         return self._encoder_layers
 
 
