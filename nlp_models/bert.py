@@ -285,17 +285,28 @@ def attention_mask_adder(input_mask, dtype):
     return (1.0 - mask) * tf.cast(ATTENTION_MASK_ADDER, dtype)
 
 
-def self_attention(x, adder, batch, seq, config, is_training, dtype):
-    """Multi-head self-attention of x [batch * seq, hidden] -> [batch * seq, hidden]."""
+def self_attention(
+    x, adder, batch, seq, config, is_training, dtype, queries=None, query_length=None
+):
+    """Multi-head self-attention of x [batch * seq, hidden] -> [batch * seq, hidden].
+
+    With `queries` ([batch * query_length, hidden], rows of x), only those rows attend:
+    the keys and values are still every row of x; the result is [batch * query_length,
+    hidden].
+    """
     heads = config.num_attention_heads
     head_size = config.hidden_size // heads
 
-    def split_heads(t):  # [B*S, N*H] -> [B, N, S, H]
-        return tf.transpose(tf.reshape(t, [batch, seq, heads, head_size]), [0, 2, 1, 3])
+    def split_heads(t, length):  # [B*L, N*H] -> [B, N, L, H]
+        return tf.transpose(tf.reshape(t, [batch, length, heads, head_size]), [0, 2, 1, 3])
 
-    query = split_heads(dense(x, config.hidden_size, config, dtype, name="query"))
-    key = split_heads(dense(x, config.hidden_size, config, dtype, name="key"))
-    value = split_heads(dense(x, config.hidden_size, config, dtype, name="value"))
+    if queries is None:
+        queries, query_length = x, seq
+    query = split_heads(
+        dense(queries, config.hidden_size, config, dtype, name="query"), query_length
+    )
+    key = split_heads(dense(x, config.hidden_size, config, dtype, name="key"), seq)
+    value = split_heads(dense(x, config.hidden_size, config, dtype, name="value"), seq)
     # softmax(QK^T / sqrt(d) + mask) in fp32, then dropout: one fused pass when built.
     probs = fused_ops.attention_softmax(
         tf.matmul(query, key, transpose_b=True),
@@ -304,11 +315,37 @@ def self_attention(x, adder, batch, seq, config, is_training, dtype):
         config.attention_probs_dropout_prob if is_training else 0.0,
     )
     context = tf.transpose(tf.matmul(probs, value), [0, 2, 1, 3])
-    return tf.reshape(context, [batch * seq, config.hidden_size])
+    return tf.reshape(context, [batch * query_length, config.hidden_size])
 
 
-def transformer_encoder(x, input_mask, config, is_training, dtype):
-    """google's post-LN Transformer encoder; returns the output of every layer [B, S, H]."""
+def output_rows(output_positions, batch, seq):
+    """Row numbers in [batch * seq] of position 0 and `output_positions` [batch, P] of each
+    sequence, sequence by sequence: [batch * (1 + P)] int32.
+
+    Raises (when run) InvalidArgumentError naming output_positions if one is outside
+    [0, seq): a flat row number would otherwise pick a row of the next sequence.
+    """
+    positions = tf.cast(output_positions, tf.int32)
+    # A plain Assert op (string and int32 data need no cond guard), which freezing for
+    # the ONNX export keeps.
+    check = tf.debugging.Assert(
+        tf.reduce_all((positions >= 0) & (positions < seq)),
+        ["output_positions (masked_lm_positions) must lie in [0, seq_length) =", seq, positions],
+    )
+    with tf.control_dependencies([check]):
+        rows = tf.concat([tf.zeros([batch, 1], tf.int32), positions], axis=1)
+    return tf.reshape(rows + tf.range(batch)[:, tf.newaxis] * seq, [-1])
+
+
+def transformer_encoder(x, input_mask, config, is_training, dtype, output_positions=None):
+    """google's post-LN Transformer encoder; returns the output of every layer [B, S, H].
+
+    With `output_positions` ([B, P] int32), the last layer computes only the rows of
+    position 0 and of those positions (output_rows): its queries, attention, output
+    dense, layer norms and feed-forward block see B * (1 + P) rows, its keys and values
+    all B * S. Its entry is then [B, 1 + P, H], position 0 first. Exact: a row of a
+    post-LN layer depends on the other rows only through the keys and values.
+    """
     batch, seq = tf.shape(x)[0], tf.shape(x)[1]
     adder = attention_mask_adder(input_mask, dtype)
     activation = get_activation(config.hidden_act)
@@ -316,10 +353,19 @@ def transformer_encoder(x, input_mask, config, is_training, dtype):
     prev = tf.reshape(x, [-1, config.hidden_size])
     outputs = []
     for index in range(config.num_hidden_layers):
+        queries, length = None, seq
+        if output_positions is not None and index == config.num_hidden_layers - 1:
+            # The rows the heads read; the residual below is these rows of prev too.
+            queries = tf.gather(prev, output_rows(output_positions, batch, seq))
+            length = tf.shape(output_positions)[1] + 1
         with tf.variable_scope(f"layer_{index}"):
             with tf.variable_scope("attention"):
                 with tf.variable_scope("self"):
-                    attended = self_attention(prev, adder, batch, seq, config, is_training, dtype)
+                    attended = self_attention(
+                        prev, adder, batch, seq, config, is_training, dtype, queries, length
+                    )
+                if queries is not None:
+                    prev = queries
                 with tf.variable_scope("output"):
                     attended = dropout(
                         dense(attended, config.hidden_size, config, dtype), hidden_dropout
@@ -330,17 +376,27 @@ def transformer_encoder(x, input_mask, config, is_training, dtype):
             with tf.variable_scope("output"):
                 out = dropout(dense(inner, config.hidden_size, config, dtype), hidden_dropout)
                 prev = layer_norm(out + attended)
-            outputs.append(tf.reshape(prev, [batch, seq, config.hidden_size]))
+            outputs.append(tf.reshape(prev, [batch, length, config.hidden_size]))
     return outputs
 
 
 class BertModel:
     """The BERT encoder and pooler under the scope 'bert'.
 
+    Pretraining reads the last layer only at the masked positions and at position 0 (the
+    pooler): given `output_positions` ([batch, P] int32, e.g. masked_lm_positions), the
+    last layer computes only those rows (its keys and values still span every position,
+    under the same attention mask), which gives the same numbers to float rounding. The
+    variables are the same either way.
+
     Attributes:
-        sequence_output: the last layer, [batch, seq, hidden] in the compute dtype.
+        sequence_output: the last layer, [batch, seq, hidden] in the compute dtype (not
+            built with output_positions: reading it raises AttributeError).
+        gathered_output: with output_positions, the last layer at them, [batch * P,
+            hidden], in gather_positions' order (what masked_lm_head reads); else None.
         pooled_output: tanh(dense(first token)), [batch, hidden] in the compute dtype.
-        all_encoder_layers: every layer's output.
+        all_encoder_layers: every layer's output (with output_positions, reading it
+            raises AttributeError: its last entry is not built).
         embedding_output: the layer-normalised embeddings (the encoder's input).
         embedding_table: bert/embeddings/word_embeddings (fp32), which the MLM head reuses.
     """
@@ -354,6 +410,7 @@ class BertModel:
         is_training=False,
         dtype=tf.float32,
         scope="bert",
+        output_positions=None,
     ):
         input_ids = tf.convert_to_tensor(input_ids)
         if input_mask is None:
@@ -361,18 +418,47 @@ class BertModel:
         if segment_ids is None:
             segment_ids = tf.zeros_like(input_ids)
         self.config = config
+        self.output_positions = output_positions
+        self.gathered_output = None
         with tf.variable_scope(scope):
             self.embedding_output, self.embedding_table = embeddings(
                 config, input_ids, segment_ids, is_training, dtype
             )
             with tf.variable_scope("encoder"):
-                self.all_encoder_layers = transformer_encoder(
-                    self.embedding_output, input_mask, config, is_training, dtype
+                self._encoder_layers = transformer_encoder(
+                    self.embedding_output,
+                    input_mask,
+                    config,
+                    is_training,
+                    dtype,
+                    output_positions,
                 )
-            self.sequence_output = self.all_encoder_layers[-1]
+            last = self._encoder_layers[-1]
+            if output_positions is not None:
+                # [batch, 1 + P, hidden]: position 0, then the positions in their order.
+                self.gathered_output = tf.reshape(last[:, 1:], [-1, config.hidden_size])
             with tf.variable_scope("pooler"):
-                first_token = self.sequence_output[:, 0]
+                first_token = last[:, 0]
                 self.pooled_output = dense(first_token, config.hidden_size, config, dtype, tf.tanh)
+
+    def _require_every_position(self, name):
+        if self.output_positions is not None:
+            raise AttributeError(
+                f"BertModel.{name} is not built: the model was made with output_positions, "
+                "so its last layer computed only position 0 (pooled_output) and those "
+                "positions (gathered_output); build it with output_positions=None for every "
+                "position"
+            )
+
+    @property
+    def sequence_output(self):
+        self._require_every_position("sequence_output")
+        return self._encoder_layers[-1]
+
+    @property
+    def all_encoder_layers(self):
+        self._require_every_position("all_encoder_layers")
+        return self._encoder_layers
 
 
 def gather_positions(sequence_output, positions):
@@ -386,15 +472,21 @@ def gather_positions(sequence_output, positions):
 
 
 def masked_lm_logits(config, sequence_output, embedding_table, positions, dtype=tf.float32):
-    """google's masked-LM head: fp32 logits [batch * P, vocab] at `positions` [batch, P].
+    """google's masked-LM head: fp32 logits [batch * P, vocab] at `positions` [batch, P]."""
+    rows = gather_positions(sequence_output, positions)
+    return masked_lm_head(config, rows, embedding_table, dtype)
+
+
+def masked_lm_head(config, rows, embedding_table, dtype=tf.float32):
+    """google's masked-LM head on rows already gathered (BertModel.gathered_output or
+    gather_positions), [batch * P, hidden]: fp32 logits [batch * P, vocab].
 
     The output matrix is the word embedding table (tied), cast whole to the compute dtype:
     unlike the input lookup, every row takes part in this matmul.
     """
-    x = gather_positions(sequence_output, positions)
     with tf.variable_scope("cls/predictions"):
         with tf.variable_scope("transform"):
-            x = dense(x, config.hidden_size, config, dtype, get_activation(config.hidden_act))
+            x = dense(rows, config.hidden_size, config, dtype, get_activation(config.hidden_act))
             x = layer_norm(x)
         output_bias = tf.get_variable(
             "output_bias", [config.vocab_size], tf.float32, tf.zeros_initializer()
@@ -433,16 +525,34 @@ def classifier_logits(config, pooled_output, num_labels, is_training, dropout_pr
 
 
 def pretraining_flops_per_example(config, seq_length, max_predictions):
-    """Training FLOPs of one pretraining example (forward + backward = 3x forward matmuls).
+    """Training FLOPs of one pretraining example's MODEL (forward + backward = 3x forward).
 
     Counts the matmuls (2 FLOPs per multiply-add): per layer 4 H^2 S (Q, K, V, output),
     2 H I S (feed-forward), 2 S^2 H (scores and context); the MLM head at P positions
-    (H^2 + H V) and the pooler + NSP head.
+    (H^2 + H V) and the pooler + NSP head. These are the model's FLOPs, the numerator of
+    the MFU by the usual convention, whatever an implementation skips: tfzoo's pretraining
+    step computes its last layer at 1 + P rows only (BertModel's output_positions), which
+    executed_pretraining_flops_per_example counts.
     """
     h, i, v, s = config.hidden_size, config.intermediate_size, config.vocab_size, seq_length
     per_layer = 4 * h * h * s + 2 * h * i * s + 2 * s * s * h
     heads = max_predictions * (h * h + h * v) + h * h + 2 * h
     return 3 * 2 * (config.num_hidden_layers * per_layer + heads)
+
+
+def executed_pretraining_flops_per_example(config, seq_length, max_predictions):
+    """The matmul FLOPs tfzoo's pretraining step runs per example (forward + backward).
+
+    As pretraining_flops_per_example, except that the last layer runs its query,
+    attention output, feed-forward and attention (against all S keys) at the R = 1 + P
+    rows the heads read, and only its keys and values at all S.
+    """
+    h, i, s = config.hidden_size, config.intermediate_size, seq_length
+    rows = 1 + max_predictions
+    full_layer = 4 * h * h * s + 2 * h * i * s + 2 * s * s * h
+    last_layer = 2 * h * h * s + 2 * h * h * rows + 2 * h * i * rows + 2 * rows * s * h
+    skipped = 3 * 2 * (full_layer - last_layer)
+    return pretraining_flops_per_example(config, seq_length, max_predictions) - skipped
 
 
 def num_parameters(config, pretraining_heads=True):

@@ -1,7 +1,9 @@
 """BERT tasks: `bert_pretraining` (masked LM + next sentence) and `sequence_classification`.
 
 Both read google-research/bert's records (datasets/create_pretraining_data.py and the
-text_classification converter), build nlp_models/bert.py and compute google's losses:
+text_classification converter), build nlp_models/bert.py and compute google's losses.
+Both build it with output_positions, the rows their heads read (the masked positions and
+position 0, or position 0 alone), so its last layer computes only those rows:
 
 * bert_pretraining: the masked-LM loss is the mean cross-entropy over the real
   predictions (masked_lm_weights), the next-sentence loss the mean over the batch, the
@@ -141,6 +143,11 @@ def resolve_init_checkpoint(path):
     return checkpoints.resolve_checkpoint(directory or ".", name)
 
 
+def _first_only(features):
+    """No output position: the classifier reads the last layer at position 0 only."""
+    return tf.zeros_like(features["input_ids"][:, :0])
+
+
 def _to_int32(features):
     return {k: tf.cast(v, tf.int32) if v.dtype == tf.int64 else v for k, v in features.items()}
 
@@ -245,7 +252,9 @@ class _BertTask(Task):
 
     # ------------------------------------------------------------------- model
 
-    def encoder(self, features, config, is_training, dtype):
+    def encoder(self, features, config, is_training, dtype, output_positions):
+        """The BertModel whose last layer computes position 0 and `output_positions` only
+        (the rows the heads read; the same numbers as computing every row)."""
         return bert.BertModel(
             config,
             features["input_ids"],
@@ -253,6 +262,7 @@ class _BertTask(Task):
             features["segment_ids"],
             is_training=is_training,
             dtype=dtype,
+            output_positions=output_positions,
         )
 
     def batch_counts(self, features):
@@ -321,13 +331,11 @@ class BertPretrainingTask(_BertTask):
 
     def build_model(self, features, params, is_training, compute_dtype):
         _, config, _ = self.setup(params)
-        model = self.encoder(features, config, is_training, compute_dtype)
-        mlm_logits = bert.masked_lm_logits(
-            config,
-            model.sequence_output,
-            model.embedding_table,
-            features["masked_lm_positions"],
-            compute_dtype,
+        model = self.encoder(
+            features, config, is_training, compute_dtype, features["masked_lm_positions"]
+        )
+        mlm_logits = bert.masked_lm_head(
+            config, model.gathered_output, model.embedding_table, compute_dtype
         )
         nsp_logits = bert.next_sentence_logits(config, model.pooled_output)
         return {"masked_lm_logits": mlm_logits, "next_sentence_logits": nsp_logits}
@@ -417,10 +425,8 @@ class BertPretrainingTask(_BertTask):
         inputs["masked_lm_positions"] = tf.placeholder(
             tf.int32, [None, predictions], name="masked_lm_positions"
         )
-        model = self.encoder(inputs, config, False, tf.float32)
-        mlm_logits = bert.masked_lm_logits(
-            config, model.sequence_output, model.embedding_table, inputs["masked_lm_positions"]
-        )
+        model = self.encoder(inputs, config, False, tf.float32, inputs["masked_lm_positions"])
+        mlm_logits = bert.masked_lm_head(config, model.gathered_output, model.embedding_table)
         nsp_logits = bert.next_sentence_logits(config, model.pooled_output)
         batch = tf.shape(inputs["input_ids"])[0]
         mlm_logits = tf.reshape(mlm_logits, [batch, predictions, config.vocab_size])
@@ -457,7 +463,7 @@ class SequenceClassificationTask(_BertTask):
 
     def build_model(self, features, params, is_training, compute_dtype):
         metadata, config, _ = self.setup(params)
-        model = self.encoder(features, config, is_training, compute_dtype)
+        model = self.encoder(features, config, is_training, compute_dtype, _first_only(features))
         logits = bert.classifier_logits(
             config, model.pooled_output, self.num_labels(params, metadata), is_training
         )
@@ -543,7 +549,7 @@ class SequenceClassificationTask(_BertTask):
         metadata, config, seq = self.setup(params)
         self._vocab_size = config.vocab_size
         inputs = self._placeholders(seq)
-        model = self.encoder(inputs, config, False, tf.float32)
+        model = self.encoder(inputs, config, False, tf.float32, _first_only(inputs))
         logits = bert.classifier_logits(
             config, model.pooled_output, self.num_labels(params, metadata), False
         )
