@@ -225,7 +225,7 @@ def layer_norm(x, name="LayerNorm"):
 
 def dropout(x, prob):
     """Drops `prob` of x's values (google's convention: prob of dropping, not keeping)."""
-    return fused_ops.dropout(x, prob) if prob else x
+    return fused_ops.dropout(x, prob)
 
 
 def check_sequence_length(config, seq_length):

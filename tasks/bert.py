@@ -343,15 +343,17 @@ class BertPretrainingTask(_BertTask):
     @staticmethod
     def _per_example(features, outputs):
         """Per-prediction MLM and per-example NSP cross-entropies (google's), and weights."""
-        mlm_log_probs = tf.nn.log_softmax(outputs["masked_lm_logits"])
+        # google's -sum(one_hot * log_softmax), as the fused kernel that also gives the
+        # gradient (softmax - one_hot) in the same pass over the [B * P, vocab] logits.
         mlm_ids = tf.reshape(features["masked_lm_ids"], [-1])
         mlm_weights = tf.reshape(features["masked_lm_weights"], [-1])
-        mlm_loss = -tf.reduce_sum(
-            mlm_log_probs * tf.one_hot(mlm_ids, tf.shape(mlm_log_probs)[-1]), axis=-1
+        mlm_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=mlm_ids, logits=outputs["masked_lm_logits"]
         )
-        nsp_log_probs = tf.nn.log_softmax(outputs["next_sentence_logits"])
         nsp_labels = tf.reshape(features["next_sentence_labels"], [-1])
-        nsp_loss = -tf.reduce_sum(nsp_log_probs * tf.one_hot(nsp_labels, 2), axis=-1)
+        nsp_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=nsp_labels, logits=outputs["next_sentence_logits"]
+        )
         return mlm_loss, mlm_ids, mlm_weights, nsp_loss, nsp_labels
 
     def build_losses(self, features, outputs, params):
