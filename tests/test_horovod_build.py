@@ -195,6 +195,9 @@ def setup_copy(machine, tmp_path):
     for name in ("setup.sh", "horovod_build_env.sh"):
         shutil.copy(os.path.join(ROOT, "scripts", name), repo / "scripts" / name)
     shutil.copy(os.path.join(ROOT, "requirements.txt"), repo / "requirements.txt")
+    # setup.sh's step 2b (the fused kernels; tests/training/test_fused_ops.py checks the
+    # real build): here a stand-in that leaves a mark.
+    (repo / "scripts" / "build_kernels.sh").write_text('#!/bin/sh\ntouch "$0.ran"\n')
     venv_bin = repo / ".venv" / "bin"
     venv_bin.mkdir(parents=True)
     for name, text in (("pip", FAKE_PIP), ("python", FAKE_PYTHON)):
@@ -227,6 +230,7 @@ def setup_copy(machine, tmp_path):
         return proc.stderr, log.read_text().split("\n")[:-1], wheel, written
 
     run.cache = tmp_path / "cache" / "tfzoo" / "wheels"
+    run.kernels_built = repo / "scripts" / "build_kernels.sh.ran"
     return run
 
 
@@ -245,6 +249,7 @@ def test_setup_builds_installs_and_reports_the_variant_it_found(machine, setup_c
     assert "[setup] installed Horovod 0.28.1, CPU build: MPI and Gloo operations, no NCCL" in stderr
     assert stderr.rstrip().endswith("Horovod 0.28.1, CPU build)")
     assert "TFZOO_HOROVOD_VARIANT=cpu" in written.splitlines()
+    assert setup_copy.kernels_built.exists()  # setup.sh built the fused kernels too
     (cpu_wheels,) = os.listdir(setup_copy.cache)
     assert "-cpu-" in cpu_wheels
 
