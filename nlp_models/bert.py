@@ -182,15 +182,11 @@ def get_config(name=None, config_file=None, vocab_size=None):
         raise ValueError(f"{e} (or a google bert_config.json)") from None
 
 
-def gelu(x):
-    """GELU with google's tanh approximation (Hendrycks & Gimpel 2016), fused when built."""
-    return fused_ops.gelu(x)
-
-
 def get_activation(name):
     """The activation function of a bert_config hidden_act; None for 'linear'."""
     act = str(name).lower()
-    functions = {"gelu": gelu, "relu": tf.nn.relu, "tanh": tf.tanh, "linear": None}
+    # GELU: google's tanh approximation (Hendrycks & Gimpel 2016), fused when built.
+    functions = {"gelu": fused_ops.gelu, "relu": tf.nn.relu, "tanh": tf.tanh, "linear": None}
     if act not in functions:
         raise ValueError(f"Unknown hidden_act {name!r}; expected one of: {', '.join(functions)}")
     return functions[act]
@@ -221,11 +217,6 @@ def layer_norm(x, name="LayerNorm"):
         beta = tf.get_variable("beta", [width], tf.float32, tf.zeros_initializer())
         gamma = tf.get_variable("gamma", [width], tf.float32, tf.ones_initializer())
         return fused_ops.layer_norm(x, gamma, beta, LAYER_NORM_EPSILON)
-
-
-def dropout(x, prob):
-    """Drops `prob` of x's values (google's convention: prob of dropping, not keeping)."""
-    return fused_ops.dropout(x, prob)
 
 
 def check_sequence_length(config, seq_length):
@@ -276,7 +267,9 @@ def embeddings(config, input_ids, segment_ids, is_training, dtype):
             positions = tf.cast(position_table[:length], dtype)
         output += positions[tf.newaxis]
         output = layer_norm(output)
-        return dropout(output, config.hidden_dropout_prob if is_training else 0.0), word_table
+        return fused_ops.dropout(
+            output, config.hidden_dropout_prob if is_training else 0.0
+        ), word_table
 
 
 def attention_mask_adder(input_mask, dtype):
@@ -367,14 +360,16 @@ def transformer_encoder(x, input_mask, config, is_training, dtype, output_positi
                 if queries is not None:
                     prev = queries
                 with tf.variable_scope("output"):
-                    attended = dropout(
+                    attended = fused_ops.dropout(
                         dense(attended, config.hidden_size, config, dtype), hidden_dropout
                     )
                     attended = layer_norm(attended + prev)
             with tf.variable_scope("intermediate"):
                 inner = dense(attended, config.intermediate_size, config, dtype, activation)
             with tf.variable_scope("output"):
-                out = dropout(dense(inner, config.hidden_size, config, dtype), hidden_dropout)
+                out = fused_ops.dropout(
+                    dense(inner, config.hidden_size, config, dtype), hidden_dropout
+                )
                 prev = layer_norm(out + attended)
             outputs.append(tf.reshape(prev, [batch, length, config.hidden_size]))
     return outputs
@@ -520,7 +515,7 @@ def classifier_logits(config, pooled_output, num_labels, is_training, dropout_pr
     )
     bias = tf.get_variable("output_bias", [num_labels], tf.float32, tf.zeros_initializer())
     pooled = tf.cast(pooled_output, tf.float32)
-    pooled = dropout(pooled, dropout_prob if is_training else 0.0)
+    pooled = fused_ops.dropout(pooled, dropout_prob if is_training else 0.0)
     return tf.nn.bias_add(tf.matmul(pooled, weights, transpose_b=True), bias)
 
 
